@@ -1,0 +1,29 @@
+# make demo  : create .venv, install, train on the generated demo data, export, inspect, bench
+# make test  : create .venv if needed, run the test suite
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch pins: this machine's disk carries torch 2.14.1 / torchvision 0.29.1 for Python 3.11.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.cdo-installed
+DEMO_DIR ?= demo_out
+
+.PHONY: venv test demo curriculum-demo clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[train,deploy,dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: venv
+	$(BIN)/python -m pytest -q -rs
+
+demo: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh $(DEMO_DIR)
+
+clean:
+	rm -rf $(DEMO_DIR) result .pytest_cache

@@ -1,0 +1,85 @@
+"""``cdo-train``: train CDO on MVTec-layout data (flags compatible with the original train.py).
+
+Example:
+    cdo-train --dataset mvtec2d --data-root demo_data --class-name weave --epochs 10
+    cdo-train --config configs/paper.yaml --class-name all --MOM True --OOM True --gamma 2
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from cdo_deploy.errors import CdoError
+
+__all__ = ["main"]
+
+_BOOL = click.BOOL
+
+
+def _bool_option(name: str, dest: str, help: str):
+    # `--MOM` alone means True; `--MOM True/False/1/0` are accepted as in the original train.py.
+    return click.option(name, dest, type=_BOOL, is_flag=False, flag_value=True, default=None, help=help)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML preset; flags override it.")
+@click.option("--dataset", type=click.Choice(["mvtec2d", "mvtec3d", "folder"]), default=None)
+@click.option("--data-root", default=None, help="Dataset root folder.")
+@click.option("--class-name", "class_names", multiple=True, help="Class to train (repeatable, or 'all').")
+@click.option("--backbone", default=None, help="tf_efficientnet_lite0 (default), resnet18, wide_resnet50_2, hrnet_w32.")
+@click.option("--teacher-weights", default=None, help="PATH (.pth/.safetensors) or 'random'; default: packaged/cached.")
+@_bool_option("--MOM", "mom", "Synthetic anomalies (multi-objective optimisation); default on.")
+@_bool_option("--OOM", "oom", "Pixel reweighting (overlap optimisation); default on.")
+@click.option("--gamma", type=float, default=None, help="OOM focusing exponent (default 2).")
+@click.option("--gpu-id", type=int, default=None, help="Same as --device cuda:N.")
+@click.option("--device", default=None, help="auto (default), cpu or cuda:N.")
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--image-size", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--seeds", type=int, default=None, help="Run N seeds: seed, seed+1, ...")
+@click.option("--eval-every", type=int, default=None)
+@click.option("--output-dir", default=None, help="Where run folders go (default ./result).")
+@click.option("--name", default=None, help="Experiment name (default <backbone>-<curriculum>).")
+@click.option("--curriculum", default=None, help="Curriculum schedule (default none).")
+@click.option("--knobs", default=None, help="Comma-separated difficulty knobs driven by the curriculum.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("-v", "--verbose", count=True)
+def _cli(config_file, class_names, gpu_id, knobs, no_progress, verbose, **flags):
+    """Train CDO teacher/student models; one run folder per class and seed."""
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO, format="%(message)s")
+    try:
+        from .config import TrainConfig, load_config_file
+        from .trainer import train
+
+        cfg = TrainConfig()
+        if config_file:
+            cfg = cfg.merged(load_config_file(config_file))
+        overrides = dict(flags)
+        if class_names:
+            overrides["class_names"] = class_names
+        if knobs:
+            overrides["knobs"] = [k.strip() for k in knobs.split(",") if k.strip()]
+        if gpu_id is not None:
+            overrides["device"] = f"cuda:{gpu_id}"
+        if no_progress:
+            overrides["progress"] = False
+        cfg = cfg.merged(overrides)
+        results = train(cfg)
+    except CdoError as e:
+        raise click.ClickException(str(e)) from None
+    cols = ("image_auroc", "pixel_auroc", "pixel_ap", "aupro")
+    click.echo(f"{'class':<16}{'seed':>6}" + "".join(f"{c:>13}" for c in cols) + f"{'time s':>9}")
+    for r in results:
+        vals = "".join(f"{r.last.get(c):>13.4f}" if isinstance(r.last.get(c), float) else f"{'-':>13}" for c in cols)
+        click.echo(f"{r.class_name:<16}{r.seed:>6}{vals}{r.seconds:>9.1f}")
+    click.echo(f"runs written under {results[0].run_dir.parent.parent if results else cfg.output_dir}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    _cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="cdo-train")

@@ -1,0 +1,127 @@
+"""The discrepancy head: ONE definition used by the loss, evaluation and export.
+
+Per level l (strides 4/8/16) with teacher map ``fe`` and student map ``fa``
+(B, C_l, h_l, w_l)::
+
+    d_l = sum_c (fe/|fe| - fa/|fa|)^2  =  2 - 2 <fe, fa> / (|fe| |fa|)
+
+The right-hand form is exact and cheaper: three channel reductions
+(<fe,fa>, |fe|^2, |fa|^2) and arithmetic on (B, 1, h, w) maps instead of two
+full-size normalisations, a difference and a square. It is computed in fp32
+(the subtraction from 2 would lose the small normal-pixel discrepancies in
+fp16); ``|fe|^2 |fa|^2`` is clamped by ``eps`` so all-zero features give d = 2.
+
+Anomaly map (evaluation and export)::
+
+    D = sum_l upsample_bilinear(d_l -> level-0 size)       # (B, 1, H/4, W/4)
+    D = gaussian_blur(D, sigma_feat)                       # separable, reflect pad
+    anomaly_map = upsample_bilinear(D -> (H, W))            # (B, 1, H, W)
+    score = max(anomaly_map)   or   mean(top-k of anomaly_map)
+
+The blur runs at the stride-4 resolution: sigma 4 px at 256 px input is
+sigma 1 at 64 x 64 (9 taps instead of 33 on a 16x larger map). ``blur_sigma``
+is given in input pixels at 256 px and scales with the input size.
+
+Example:
+    >>> import torch
+    >>> head = DiscrepancyHead(image_size=(64, 64))
+    >>> fe = [torch.randn(2, 8, 16, 16), torch.randn(2, 8, 8, 8), torch.randn(2, 8, 4, 4)]
+    >>> amap, score = head(fe, fe)
+    >>> tuple(amap.shape), float(score.abs().max()) < 1e-4
+    ((2, 1, 64, 64), True)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["DiscrepancyHead", "gaussian_kernel1d", "level_discrepancy", "level_discrepancies"]
+
+EPS = 1e-12
+
+
+def level_discrepancy(fe: torch.Tensor, fa: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """``sum_c (fe/|fe| - fa/|fa|)^2`` as (B, 1, h, w), computed in fp32."""
+    fe = fe.float()
+    fa = fa.float()
+    dot = (fe * fa).sum(1, keepdim=True)
+    nn2 = (fe * fe).sum(1, keepdim=True) * (fa * fa).sum(1, keepdim=True)
+    return (2.0 - 2.0 * dot * torch.rsqrt(nn2.clamp_min(eps))).clamp_min(0.0)
+
+
+def level_discrepancies(fe: list[torch.Tensor], fa: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Per-level discrepancies, each upsampled to the level-0 size: list of (B, 1, h0, w0)."""
+    size = fe[0].shape[-2:]
+    out = []
+    for e, a in zip(fe, fa):
+        d = level_discrepancy(e, a)
+        if d.shape[-2:] != size:
+            d = F.interpolate(d, size=size, mode="bilinear", align_corners=False)
+        out.append(d)
+    return out
+
+
+def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> torch.Tensor:
+    """Normalised 1-D Gaussian with radius ``ceil(truncate * sigma)`` (scipy's rule)."""
+    radius = max(1, int(math.ceil(truncate * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return (k / k.sum()).float()
+
+
+class DiscrepancyHead(nn.Module):
+    """Teacher/student features -> (anomaly_map (B,1,H,W), score (B,)).
+
+    Args:
+        image_size: (H, W) of the model input.
+        blur_sigma: Gaussian sigma in input pixels at 256 px input (scaled to the input size);
+            0 disables the blur.
+        score_rule: ``"max"`` or ``"topk_mean"``.
+        topk: k for ``"topk_mean"`` (pixels of the full-size map; < 3840 for TensorRT).
+        feature_stride: stride of level 0 (4).
+    """
+
+    def __init__(
+        self,
+        image_size: tuple[int, int],
+        blur_sigma: float = 4.0,
+        score_rule: str = "max",
+        topk: int = 100,
+        feature_stride: int = 4,
+    ) -> None:
+        super().__init__()
+        if score_rule not in ("max", "topk_mean"):
+            raise ValueError(f"unknown score rule {score_rule!r}")
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.score_rule = score_rule
+        self.topk = int(topk)
+        self.blur_sigma = float(blur_sigma)
+        sigma_feat = blur_sigma * (self.image_size[0] / 256.0) / feature_stride
+        kernel = gaussian_kernel1d(sigma_feat) if sigma_feat > 0 else torch.ones(1)
+        self.pad = (kernel.numel() - 1) // 2
+        self.register_buffer("kx", kernel.view(1, 1, 1, -1), persistent=False)
+        self.register_buffer("ky", kernel.view(1, 1, -1, 1), persistent=False)
+
+    def low_res_map(self, fe: list[torch.Tensor], fa: list[torch.Tensor]) -> torch.Tensor:
+        """Summed, blurred discrepancy at level-0 resolution, (B, 1, H/4, W/4)."""
+        d = torch.stack(level_discrepancies(fe, fa), 0).sum(0)
+        if self.pad > 0:
+            p = self.pad
+            d = F.conv2d(F.pad(d, (p, p, 0, 0), mode="reflect"), self.kx)
+            d = F.conv2d(F.pad(d, (0, 0, p, p), mode="reflect"), self.ky)
+        return d
+
+    def score(self, amap: torch.Tensor) -> torch.Tensor:
+        flat = amap.flatten(1)
+        if self.score_rule == "max":
+            return flat.amax(1)
+        return flat.topk(min(self.topk, flat.shape[1]), dim=1).values.mean(1)
+
+    def forward(self, fe: list[torch.Tensor], fa: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        d = self.low_res_map(fe, fa)
+        amap = F.interpolate(d, size=self.image_size, mode="bilinear", align_corners=False)
+        return amap, self.score(amap)

@@ -1,0 +1,115 @@
+"""Evaluation on the test set and threshold calibration on held-out good images.
+
+The anomaly maps evaluated here come from ``CDOModel.forward``, the same
+definition the exported graph computes, so training metrics are the deployed
+model's metrics.
+
+Threshold rule (written to ``calibration.json`` and then ``model.json``):
+    * labelled test set present: image threshold = the F1-optimal image score,
+      pixel threshold = the F1-optimal pixel value (``source: f1_optimal_test``);
+    * otherwise (``--dataset folder``): image threshold = mean + 3 std of the
+      held-out good images' scores, pixel threshold = the 99.9th percentile of
+      their pixels (``source: good_holdout``).
+The held-out good images' score statistics are always recorded.
+
+Example:
+    >>> stats = normal_stats(np.array([1.0, 2.0, 3.0]))
+    >>> stats["n"], stats["mean"]
+    (3, 2.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .data import Sample, load_sample
+from .metrics import compute_metrics
+
+__all__ = ["EvalSet", "calibrate", "evaluate", "load_images", "normal_stats", "predict"]
+
+
+@dataclass
+class EvalSet:
+    """Images (N,H,W,3) uint8, masks (N,H,W) bool, labels (N,) int, and their samples."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    labels: np.ndarray
+    samples: list[Sample]
+
+
+def load_images(samples: Sequence[Sample], size: int) -> EvalSet:
+    """Read samples into memory at ``size`` x ``size``."""
+    pairs = [load_sample(s, size) for s in samples]
+    return EvalSet(
+        images=np.stack([p[0] for p in pairs]),
+        masks=np.stack([p[1] for p in pairs]),
+        labels=np.array([s.label for s in samples], dtype=np.int64),
+        samples=list(samples),
+    )
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 16):
+    """Anomaly maps (N,H,W) float32 and scores (N,) for uint8 RGB images (N,H,W,3)."""
+    was_training = model.training
+    model.eval()
+    maps, scores = [], []
+    use_amp = device.type == "cuda"
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[i : i + batch_size]).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            amap, score = model(x)
+        maps.append(amap[:, 0].float().cpu().numpy())
+        scores.append(score.float().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(maps), np.concatenate(scores)
+
+
+def evaluate(model, test: EvalSet, device: torch.device, batch_size: int = 16) -> dict[str, Any]:
+    """Every metric of ``cdo_train.metrics.compute_metrics`` on the test set."""
+    maps, scores = predict(model, test.images, device, batch_size)
+    has_masks = bool(test.labels.any())
+    return compute_metrics(test.labels, scores, test.masks if has_masks else None, maps)
+
+
+def normal_stats(scores: np.ndarray) -> dict[str, float]:
+    """Summary statistics of good images' scores."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.size == 0:
+        return {}
+    q = np.percentile(s, [50, 95, 99])
+    return {
+        "n": int(s.size),
+        "mean": float(s.mean()),
+        "std": float(s.std()),
+        "p50": float(q[0]),
+        "p95": float(q[1]),
+        "p99": float(q[2]),
+        "max": float(s.max()),
+    }
+
+
+def calibrate(model, holdout: EvalSet | None, test: EvalSet | None, last: dict[str, Any], device, batch_size=16):
+    """Normal statistics and thresholds (see the module docstring for the rule)."""
+    out: dict[str, Any] = {"normal_stats": {}, "image_threshold": None, "pixel_threshold": None, "source": "none"}
+    pixel_q = None
+    if holdout is not None and len(holdout.images):
+        maps, scores = predict(model, holdout.images, device, batch_size)
+        out["normal_stats"] = normal_stats(scores)
+        pixel_q = float(np.percentile(maps, 99.9))
+        out["normal_pixel_p999"] = pixel_q
+    if test is not None and last.get("image_f1_threshold") is not None:
+        out["image_threshold"] = last["image_f1_threshold"]
+        out["pixel_threshold"] = last.get("pixel_f1_threshold")
+        out["source"] = "f1_optimal_test"
+    elif out["normal_stats"]:
+        ns = out["normal_stats"]
+        out["image_threshold"] = ns["mean"] + 3.0 * ns["std"]
+        out["pixel_threshold"] = pixel_q
+        out["source"] = "good_holdout"
+    return out

@@ -1,0 +1,108 @@
+"""The CDO model: frozen pretrained teacher, trainable student, discrepancy head.
+
+``CDOModel.forward`` takes RGB images in [0, 1], (B, 3, H, W) float, and
+returns ``(anomaly_map (B,1,H,W), score (B,))``. Normalisation lives inside
+the model so that training, evaluation and the exported graph agree.
+
+Example:
+    >>> import torch
+    >>> m = CDOModel(ModelConfig("resnet18", image_size=64, teacher_weights="random"))
+    >>> amap, score = m(torch.rand(2, 3, 64, 64))
+    >>> tuple(amap.shape), tuple(score.shape)
+    ((2, 1, 64, 64), (2,))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cdo_deploy.errors import CdoError
+
+from .backbones import BACKBONES
+from .discrepancy import DiscrepancyHead
+from .weights import load_teacher_state
+
+__all__ = ["CDOModel", "ModelConfig", "build_feature_extractor"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What is needed to rebuild a model (saved with every run)."""
+
+    backbone: str = "tf_efficientnet_lite0"
+    image_size: int = 256
+    blur_sigma: float = 4.0
+    score_rule: str = "max"
+    topk: int = 100
+    teacher_weights: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def build_feature_extractor(backbone: str, state: dict[str, torch.Tensor] | None) -> nn.Module:
+    """timm ``features_only`` network at the spec's levels, optionally with weights."""
+    import timm
+
+    spec = BACKBONES.get(backbone)
+    net = timm.create_model(spec.timm_name, pretrained=False, features_only=True, out_indices=spec.out_indices)
+    strides = tuple(net.feature_info.reduction())
+    if strides != (4, 8, 16):
+        raise CdoError(f"backbone {backbone} levels {spec.out_indices} have strides {strides}, need (4, 8, 16)")
+    if state is not None:
+        missing, _unexpected = net.load_state_dict(state, strict=False)
+        if missing:
+            raise CdoError(f"teacher weights for {backbone} lack {len(missing)} tensors, e.g. {missing[:3]}")
+    return net
+
+
+class CDOModel(nn.Module):
+    """Teacher + student + :class:`DiscrepancyHead`.
+
+    Args:
+        cfg: the model configuration.
+        teacher_state: full-classifier state dict; loaded from ``cfg.teacher_weights`` when omitted.
+        load_teacher: False to skip loading (the caller loads a saved state dict afterwards).
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        teacher_state: dict[str, torch.Tensor] | None = None,
+        load_teacher: bool = True,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        spec = BACKBONES.get(cfg.backbone)
+        if load_teacher and teacher_state is None:
+            teacher_state = load_teacher_state(cfg.backbone, cfg.teacher_weights)
+        self.teacher = build_feature_extractor(cfg.backbone, teacher_state if load_teacher else None)
+        self.student = build_feature_extractor(cfg.backbone, None)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.teacher.eval()
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1))
+        size = (cfg.image_size, cfg.image_size)
+        self.head = DiscrepancyHead(size, cfg.blur_sigma, cfg.score_rule, cfg.topk)
+
+    def train(self, mode: bool = True) -> "CDOModel":
+        super().train(mode)
+        self.teacher.eval()  # the teacher is frozen, BatchNorm statistics included
+        return self
+
+    def features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Teacher and student feature lists for RGB images in [0, 1], (B, 3, H, W)."""
+        x = (x - self.mean) / self.std
+        with torch.no_grad():
+            fe = self.teacher(x)
+        fa = self.student(x)
+        return list(fe), list(fa)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fe, fa = self.features(x)
+        return self.head(fe, fa)

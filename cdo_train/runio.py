@@ -1,0 +1,141 @@
+"""Run folders: what a training run writes and how a model is rebuilt from one.
+
+Weights are stored as safetensors (no pickle): ``model.safetensors`` holds the
+whole ``CDOModel`` state (teacher, student, normalisation) and
+``model_config.json`` the :class:`ModelConfig` that rebuilds it.
+
+Example:
+    >>> model = load_model("result/exp/weave/seed_111")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from cdo_deploy.errors import CdoError
+
+from .config import TrainConfig
+from .models import CDOModel, ModelConfig
+
+__all__ = ["RunWriter", "load_model", "read_metrics", "save_model"]
+
+log = logging.getLogger(__name__)
+WEIGHTS = "model.safetensors"
+MODEL_CONFIG = "model_config.json"
+HEADLINE = ("image_auroc", "pixel_auroc", "pixel_ap", "aupro", "image_f1_max")
+
+
+def save_model(model: CDOModel, run_dir: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(run_dir / WEIGHTS))
+    (run_dir / MODEL_CONFIG).write_text(json.dumps(model.cfg.to_dict(), indent=2) + "\n")
+
+
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> CDOModel:
+    """Rebuild the trained model of a run folder (eval mode)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise CdoError(f"no such run folder: {run}")
+    for name in (WEIGHTS, MODEL_CONFIG):
+        if not (run / name).is_file():
+            raise CdoError(f"{run / name} is missing: {run} is not a finished cdo-train run")
+    try:
+        mcfg = ModelConfig(**json.loads((run / MODEL_CONFIG).read_text()))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise CdoError(f"cannot read {run / MODEL_CONFIG}: {e}") from None
+    try:
+        state = load_file(str(run / WEIGHTS))
+    except (SafetensorError, OSError) as e:
+        raise CdoError(f"corrupt weights {run / WEIGHTS}: {e}") from None
+    model = CDOModel(mcfg, load_teacher=False)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CdoError(f"weights in {run / WEIGHTS} do not fit {mcfg.backbone}: {str(e).splitlines()[0]}") from None
+    return model.to(device).eval()
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The evaluations of a run, from ``metrics.jsonl``."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class RunWriter:
+    """Creates a run folder and writes its logs, scalars, figures and summary."""
+
+    def __init__(self, cfg: TrainConfig, class_name: str, seed: int) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(cfg.output_dir) / cfg.experiment / class_name / f"seed_{seed}"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "metrics.jsonl").write_text("")
+        resolved = {**cfg.to_dict(), "class_names": [class_name], "seed": seed, "seeds": 1}
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        self.evals: list[dict[str, Any]] = []
+        self._tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tb"))
+        except ImportError:
+            log.warning("tensorboard is not installed: no TensorBoard scalars for %s", self.run_dir)
+
+    def progress(self, total: int, desc: str):
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, leave=False, disable=not self.cfg.progress, dynamic_ncols=True)
+
+    def log_eval(self, record: dict[str, Any]) -> None:
+        self.evals.append(record)
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        shown = ", ".join(f"{k} {record[k]:.4f}" for k in HEADLINE if isinstance(record.get(k), float))
+        log.info("epoch %d loss %.4f %s", record["epoch"], record["loss"], shown)
+
+    def log_scalars(self, record: dict[str, Any]) -> None:
+        if self._tb is None:
+            return
+        for key, value in record.items():
+            if isinstance(value, (int, float)) and key != "epoch" and value is not None:
+                self._tb.add_scalar(key, value, record["epoch"])
+
+    def write_json(self, name: str, data: dict[str, Any]) -> None:
+        (self.run_dir / name).write_text(json.dumps(data, indent=2) + "\n")
+
+    def figures(self, predictions: tuple[np.ndarray, np.ndarray], test) -> None:
+        from .visualize import save_discrepancy_histogram, save_qualitative_grid
+
+        maps, scores = predictions
+        save_qualitative_grid(test.images, test.masks, maps, self.run_dir / "qualitative.png",
+                              scores=scores, labels=test.labels)
+        if test.masks.any():
+            stats = save_discrepancy_histogram(maps, test.masks, self.run_dir / "discrepancy_hist.png")
+            self.write_json("discrepancy_stats.json", stats)
+
+    def finish(self, last: dict[str, Any], seconds: float) -> dict[str, Any]:
+        best: dict[str, Any] = {}
+        for rec in self.evals:
+            for key in HEADLINE:
+                v = rec.get(key)
+                if isinstance(v, float) and (key not in best or v > best[key]["value"]):
+                    best[key] = {"value": v, "epoch": rec["epoch"]}
+        summary = {"run_dir": str(self.run_dir), "last": last, "best": best, "seconds": round(seconds, 2),
+                   "model_selection": "last epoch (best is reported only, never used)"}
+        self.write_json("summary.json", summary)
+        if self._tb is not None:
+            self._tb.close()
+        return summary

@@ -1,0 +1,178 @@
+"""CDO training loop: one run per (class, seed), each in its own folder.
+
+Run folder ``<output_dir>/<experiment>/<class>/seed_<seed>/`` holds
+``config.yaml``, ``metrics.jsonl`` (one line per evaluation: epoch, loss,
+difficulty, knob values, every metric), ``tb/`` (TensorBoard scalars),
+``model.safetensors`` + ``model_config.json`` (teacher and student weights and
+what rebuilds the model), ``calibration.json`` (normal-score statistics and
+thresholds), ``summary.json`` (last and best metrics) and the figures
+``qualitative.png`` and ``discrepancy_hist.png``.
+
+Model selection: the weights saved are the LAST epoch's. ``best`` in the
+summary is reported for comparison only and never chooses a checkpoint.
+
+Example:
+    >>> from cdo_train.config import TrainConfig
+    >>> runs = train(TrainConfig(data_root="demo_data", class_names=("weave",)))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cdo_deploy.errors import CdoError
+
+from .anomalies import SynthParams, synthesize
+from .config import TrainConfig
+from .curriculum import build_schedule
+from .data import list_classes, list_samples, split_holdout
+from .difficulty import resolve_knobs
+from .evaluation import EvalSet, calibrate, evaluate, load_images, predict
+from .loss import cdo_loss
+from .models import CDOModel, ModelConfig
+from .runio import RunWriter, save_model
+
+__all__ = ["RunResult", "resolve_device", "train", "train_one"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What one (class, seed) run produced."""
+
+    run_dir: Path
+    class_name: str
+    seed: int
+    last: dict[str, Any]
+    best: dict[str, Any]
+    seconds: float
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` -> first CUDA GPU if any, else CPU; ``cpu``; ``cuda:N``."""
+    if spec == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise CdoError(f"bad --device {spec!r}: use auto, cpu or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CdoError(f"--device {spec}: no CUDA GPU is available here (use --device cpu)")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise CdoError(f"--device {spec}: only {torch.cuda.device_count()} GPU(s) present")
+    return dev
+
+
+def _class_names(cfg: TrainConfig) -> list[str]:
+    if cfg.dataset == "folder":
+        return list(cfg.class_names) if cfg.class_names != ("all",) else ["folder"]
+    if "all" in cfg.class_names:
+        return list_classes(cfg.dataset, cfg.data_root)
+    return list(cfg.class_names)
+
+
+def train(cfg: TrainConfig) -> list[RunResult]:
+    """Train every requested class and seed; returns one result per run."""
+    results = []
+    for class_name in _class_names(cfg):
+        for k in range(cfg.seeds):
+            results.append(train_one(cfg, class_name, cfg.seed + k))
+    return results
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=gen)
+    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
+    """Train one class with one seed; writes the run folder and returns its result."""
+    t_start = time.time()
+    device = resolve_device(cfg.device)
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    folder_class = None if (cfg.dataset == "folder" and class_name == "folder") else class_name
+    train_samples = list_samples(cfg.dataset, cfg.data_root, folder_class, "train")
+    if cfg.max_train_images:
+        train_samples = train_samples[: cfg.max_train_images]
+    train_samples, holdout = split_holdout(train_samples, cfg.holdout_fraction, seed)
+    if not train_samples:
+        raise CdoError(f"no training images left for {class_name} after the hold-out split")
+    test_samples = list_samples(cfg.dataset, cfg.data_root, folder_class, "test")
+    size = cfg.image_size
+    train_imgs = torch.from_numpy(load_images(train_samples, size).images)  # (N,H,W,3) uint8
+    test = load_images(test_samples, size) if test_samples else None
+    held = load_images(holdout, size) if holdout else None
+
+    mcfg = ModelConfig(cfg.backbone, size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights)
+    model = CDOModel(mcfg).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
+    schedule = build_schedule(cfg.curriculum, cfg.curriculum_params)
+    use_amp = cfg.amp and device.type == "cuda"
+    gen = torch.Generator().manual_seed(seed)
+    writer = RunWriter(cfg, class_name, seed)
+    log.info("run %s: %d train, %d hold-out, %d test images on %s", writer.run_dir, len(train_samples),
+             len(holdout), len(test_samples), device)
+    steps_per_epoch = math.ceil(len(train_imgs) / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    step = 0
+    last: dict[str, Any] = {}
+    state: dict[str, Any] = {}
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        losses = []
+        bar = writer.progress(steps_per_epoch, f"{class_name} s{seed} epoch {epoch}/{cfg.epochs}")
+        for idx in _batches(len(train_imgs), cfg.batch_size, gen):
+            t = float(min(1.0, max(0.0, schedule.difficulty(step / max(1, total_steps - 1)))))
+            params, gamma = resolve_knobs(cfg.knobs, t, SynthParams(), cfg.gamma, cfg.knob_ranges)
+            x = train_imgs[idx].permute(0, 3, 1, 2).float().div_(255.0)
+            mask = None
+            if cfg.mom:
+                x, mask = synthesize(x, params, gen, cfg.foreground_only)
+            x = x.to(device, non_blocking=True)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                fe, fa = model.features(x)
+            loss = cdo_loss(fe, fa, mask, gamma=gamma, oom=cfg.oom)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise CdoError(f"training diverged at epoch {epoch} (loss {lv}); lower --lr or --gamma")
+            schedule.observe(lv)
+            losses.append(lv)
+            state = {"difficulty": t, "gamma": gamma, **params.__dict__, **schedule.state()}
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{lv:.4f}", t=f"{t:.2f}")
+        bar.close()
+        sched.step()
+        record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0], **state}
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            if test is not None:
+                record.update(evaluate(model, test, device, cfg.batch_size))
+            writer.log_eval(record)
+            last = record
+        writer.log_scalars(record)
+    save_model(model, writer.run_dir)
+    calib = calibrate(model, held, test, last, device, cfg.batch_size)
+    writer.write_json("calibration.json", calib)
+    if test is not None:
+        writer.figures(predict(model, test.images, device, cfg.batch_size), test)
+    summary = writer.finish(last, time.time() - t_start)
+    return RunResult(writer.run_dir, class_name, seed, summary["last"], summary["best"], time.time() - t_start)

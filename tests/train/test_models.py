@@ -1,0 +1,88 @@
+"""Model, weight mapping and discrepancy head."""
+
+import numpy as np
+import pytest
+import torch
+
+from cdo_deploy.errors import CdoError
+from cdo_train.backbones import BACKBONES
+from cdo_train.discrepancy import DiscrepancyHead
+from cdo_train.models import CDOModel, ModelConfig
+from cdo_train.weights import build_classifier, load_teacher_state, read_state_file
+
+
+def _imagenet_input(image):
+    import cv2
+
+    x = cv2.resize(image, (224, 224), interpolation=cv2.INTER_AREA)
+    return (torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255.0 - 0.5) / 0.5
+
+
+@pytest.mark.parametrize("name,cls", [("chelsea", 285), ("coffee", 967)])
+def test_lite0_package_weights_classify_real_images(name, cls):
+    skimage_data = pytest.importorskip("skimage.data")
+    model = build_classifier("tf_efficientnet_lite0")
+    with torch.no_grad():
+        logits = model(_imagenet_input(getattr(skimage_data, name)()))
+    assert int(logits.argmax()) == cls
+
+
+def test_shuffled_weights_are_rejected(tmp_path):
+    from safetensors.torch import save_file
+
+    state = load_teacher_state("tf_efficientnet_lite0")
+    items = list(state.items())
+    items[0], items[1] = items[1], items[0]  # shapes no longer line up in order
+    path = tmp_path / "w.safetensors"
+    save_file({f"t{i}": v.contiguous() for i, (_, v) in enumerate(items)}, str(path))
+    with pytest.raises(CdoError, match="shape mismatch"):
+        load_teacher_state("tf_efficientnet_lite0", str(path))
+
+
+def test_weights_file_errors(tmp_path):
+    with pytest.raises(CdoError, match="not found"):
+        read_state_file(tmp_path / "nope.pth")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CdoError, match="cannot read"):
+        read_state_file(bad)
+
+
+def test_missing_timm_cache_names_the_options(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(CdoError, match="--teacher-weights"):
+        load_teacher_state("resnet18")
+
+
+def test_unknown_backbone_suggests():
+    with pytest.raises(CdoError, match="did you mean resnet18"):
+        BACKBONES.get("resnet19")
+
+
+def test_model_shapes_and_frozen_teacher():
+    m = CDOModel(ModelConfig("resnet18", image_size=64, teacher_weights="random"))
+    amap, score = m(torch.rand(3, 3, 64, 64))
+    assert amap.shape == (3, 1, 64, 64) and score.shape == (3,)
+    assert torch.allclose(score, amap.flatten(1).amax(1))
+    assert not any(p.requires_grad for p in m.teacher.parameters())
+    m.train()
+    assert not m.teacher.training and m.student.training
+
+
+def test_head_blur_matches_scipy_on_low_res_map():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    head = DiscrepancyHead((256, 256), blur_sigma=4.0)
+    g = torch.Generator().manual_seed(0)
+    fe = [torch.randn(1, 4, 64, 64, generator=g)]
+    fa = [torch.randn(1, 4, 64, 64, generator=g)]
+    low = head.low_res_map(fe, fa)[0, 0].numpy()
+    d = ((torch.nn.functional.normalize(fe[0], dim=1) - torch.nn.functional.normalize(fa[0], dim=1)) ** 2).sum(1)[0]
+    ref = ndimage.gaussian_filter(d.numpy().astype(np.float64), sigma=1.0, mode="mirror", truncate=4.0)
+    assert np.abs(low - ref).max() < 1e-4
+
+
+def test_topk_score_rule():
+    head = DiscrepancyHead((32, 32), blur_sigma=0.0, score_rule="topk_mean", topk=10)
+    amap = torch.arange(32 * 32, dtype=torch.float32).view(1, 1, 32, 32)
+    assert float(head.score(amap)) == pytest.approx(float(torch.arange(1014, 1024).float().mean()))
