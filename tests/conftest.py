@@ -15,24 +15,34 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _has_cuda() -> bool:
+def _no_cuda() -> bool:
     try:
         import torch
-
-        return torch.cuda.is_available()
     except ImportError:
-        return False
+        return True
+    return not torch.cuda.is_available()
+
+
+def _no_tensorrt() -> bool:
+    # tensorrt-stubs installs an empty `tensorrt` namespace package: look for the real module.
+    spec = importlib.util.find_spec("tensorrt")
+    return spec is None or spec.origin is None or spec.origin == "namespace"
 
 
 def pytest_collection_modifyitems(config, items):
-    skips = {
-        "gpu": (not _has_cuda(), "needs a CUDA GPU (none here)"),
-        "tensorrt": (importlib.util.find_spec("tensorrt") is None, "needs TensorRT (not installable here)"),
-        "slow": (os.environ.get("CDO_SLOW") != "1", "slow test: set CDO_SLOW=1"),
+    checks = {
+        "gpu": (_no_cuda, "needs a CUDA GPU (none on this machine)"),
+        "tensorrt": (_no_tensorrt, "needs TensorRT, which cannot be installed on CI or dev machines"),
+        "slow": (lambda: os.environ.get("CDO_SLOW") != "1", "slow test: set CDO_SLOW=1 to run"),
     }
+    verdict: dict[str, bool] = {}
     for item in items:
-        for marker, (skip, why) in skips.items():
-            if skip and marker in item.keywords:
+        for marker, (check, why) in checks.items():
+            if item.get_closest_marker(marker) is None:
+                continue
+            if marker not in verdict:
+                verdict[marker] = check()  # evaluated lazily: torch is imported only if a gpu test exists
+            if verdict[marker]:
                 item.add_marker(pytest.mark.skip(reason=why))
 
 

@@ -1,0 +1,137 @@
+"""The formats table: which model files of a bundle each backend runs.
+
+One table drives backend selection (``Inspector(backend="auto")``) and the
+rows of ``cdo-bench``. A bundle lists ONNX files under ``variants`` (fp32,
+fp16, int8, ...) and TensorRT engines built on the target machine under
+``engines``; each table row maps one of those ``model.json`` fields to the
+backend that runs it.
+
+Example:
+    >>> [f.backend for f in FORMATS]
+    ['tensorrt', 'onnxruntime']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .bundle import BundleMeta
+from .errors import CdoError
+
+__all__ = ["FORMATS", "Format", "ModelFile", "list_model_files", "resolve_model_file"]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A kind of model file in a bundle.
+
+    Attributes:
+        name: short name shown in tables (``onnx``, ``engine``).
+        meta_field: ``BundleMeta`` attribute listing the files (variant -> file).
+        backend: registered backend that runs it.
+        suffixes: accepted file suffixes.
+        default_variant: variant picked when none is asked for.
+    """
+
+    name: str
+    meta_field: str
+    backend: str
+    suffixes: tuple[str, ...]
+    default_variant: str
+
+
+#: In ``auto`` preference order: a TensorRT engine built for this machine first.
+FORMATS: tuple[Format, ...] = (
+    Format("engine", "engines", "tensorrt", (".engine", ".plan", ".trt"), "fp16"),
+    Format("onnx", "variants", "onnxruntime", (".onnx",), "fp32"),
+)
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A concrete model file of a bundle and the backend that runs it."""
+
+    backend: str
+    variant: str
+    path: Path
+    format: str
+
+
+def _format_for(backend: str) -> Format:
+    for f in FORMATS:
+        if f.backend == backend:
+            return f
+    known = ", ".join(f.backend for f in FORMATS)
+    raise CdoError(f"backend {backend!r} runs no bundle format (known: auto, {known})")
+
+
+def list_model_files(bundle_dir: str | Path, meta: BundleMeta, backend: str | None = None) -> list[ModelFile]:
+    """All model files the bundle lists, optionally only those ``backend`` runs.
+
+    Files listed in ``model.json`` but missing on disk are left out.
+    """
+    out = []
+    for fmt in FORMATS:
+        if backend is not None and fmt.backend != backend:
+            continue
+        entries: dict[str, str] = getattr(meta, fmt.meta_field) or {}
+        for variant, rel in entries.items():
+            path = Path(bundle_dir) / rel
+            if path.is_file():
+                out.append(ModelFile(fmt.backend, variant, path, fmt.name))
+    return out
+
+
+def resolve_model_file(
+    bundle_dir: str | Path,
+    meta: BundleMeta,
+    backend: str = "auto",
+    variant: str | None = None,
+    available: tuple[str, ...] = (),
+) -> ModelFile:
+    """Pick the model file to run.
+
+    Args:
+        bundle_dir: the bundle folder.
+        meta: its ``model.json``.
+        backend: ``auto`` or a registered backend name.
+        variant: ``fp32``/``fp16``/``int8``... or ``None`` for the format's default.
+        available: backends usable on this machine (only consulted for ``auto``).
+
+    Raises:
+        CdoError: no file of that backend/variant exists in the bundle.
+    """
+    if backend == "auto":
+        for fmt in FORMATS:
+            if fmt.backend not in available:
+                continue
+            files = list_model_files(bundle_dir, meta, fmt.backend)
+            pick = _pick(files, variant, fmt.default_variant)
+            if pick is not None:
+                return pick
+        raise CdoError(
+            f"{bundle_dir}: no model file that an available backend ({', '.join(available) or 'none'}) "
+            f"can run{f' for variant {variant!r}' if variant else ''}; check model.json 'variants'/'engines'"
+        )
+    fmt = _format_for(backend)
+    files = list_model_files(bundle_dir, meta, backend)
+    pick = _pick(files, variant, fmt.default_variant)
+    if pick is None:
+        have = ", ".join(f.variant for f in files) or "none"
+        hint = (" (build a TensorRT engine for this machine and list it under 'engines' in model.json)"
+                if fmt.backend == "tensorrt" else " (re-run cdo-export)")
+        raise CdoError(
+            f"{bundle_dir}: no {fmt.name} file for backend {backend!r}"
+            f"{f' variant {variant!r}' if variant else ''} (have: {have}){hint}"
+        )
+    return pick
+
+
+def _pick(files: list[ModelFile], variant: str | None, default: str) -> ModelFile | None:
+    if not files:
+        return None
+    by_variant = {f.variant: f for f in files}
+    if variant is not None:
+        return by_variant.get(variant)
+    return by_variant.get(default) or files[0]

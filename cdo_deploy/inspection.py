@@ -1,0 +1,128 @@
+"""One inspection run: bundle + source -> results folder. What ``cdo-inspect`` calls.
+
+The output folder holds::
+
+    results.jsonl   one record per image/frame (source of truth; resumes from it)
+    results.csv     with csv=True
+    overlays/       heatmap pictures of NG parts (or all)
+    quarantine/     unreadable files of a folder source
+    ok/ ng/         input files routed by decision, with route=True
+    summary.json    totals and latency of the last run
+
+Example:
+    >>> cfg = InspectConfig(bundle=Path("bundle"), source="incoming/", out=Path("out"), once=True)  # doctest: +SKIP
+    >>> result = run_inspection(cfg)                                                               # doctest: +SKIP
+    >>> print(result.summary.format())                                                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import CdoError
+from .inspector import Inspector
+from .pipeline import Pipeline, PipelineConfig
+from .sinks import CsvSink, JsonlSink, MqttSink, OverlaySink, RouteSink, Sink, read_done
+from .sources import FolderSource, open_source
+from .status import Summary
+
+__all__ = ["InspectConfig", "InspectResult", "run_inspection"]
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.jsonl"
+
+
+@dataclass(frozen=True)
+class InspectConfig:
+    """Everything ``cdo-inspect`` can be told (see ``cdo-inspect --help``)."""
+
+    bundle: Path
+    source: str
+    out: Path = Path("inspect_out")
+    once: bool = False
+    include_existing: bool = False
+    backend: str = "auto"
+    device: str = "auto"
+    variant: str | None = None
+    threshold: float | None = None
+    pixel_threshold: float | None = None
+    sensitivity: float | None = None
+    max_batch: int = 8
+    max_wait_ms: float = 5.0
+    queue_size: int = 64
+    workers: int = 2
+    overlays: str = "ng"
+    route: bool = False
+    quarantine: bool = True
+    csv: bool = False
+    mqtt: str | None = None
+    settle_s: float = 0.5
+    max_frames: int | None = None
+    min_region_area: int = 0
+
+
+@dataclass
+class InspectResult:
+    """Totals of a run and where its results are."""
+
+    summary: Summary
+    results: Path
+    out: Path
+
+
+def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
+                   on_status: Callable[[Summary], None] | None = None, status_every_s: float = 1.0) -> InspectResult:
+    """Inspect ``cfg.source`` with ``cfg.bundle`` until the source ends or ``stop`` is set.
+
+    Raises:
+        CdoError: bad bundle, source, sink or option; nothing is processed then.
+    """
+    stop = stop or threading.Event()
+    inspector = Inspector(cfg.bundle, cfg.backend, cfg.device, variant=cfg.variant, threshold=cfg.threshold,
+                          pixel_threshold=cfg.pixel_threshold, sensitivity=cfg.sensitivity,
+                          max_batch=cfg.max_batch, min_region_area=cfg.min_region_area)
+    try:
+        try:
+            cfg.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CdoError(f"cannot create output folder {cfg.out}: {e}") from None
+        results = cfg.out / RESULTS_FILE
+        done = read_done(results)
+        if done:
+            log.info("%s: %d sources already done; they are skipped", results, len(done))
+        source = open_source(cfg.source, done, once=cfg.once, include_existing=cfg.include_existing,
+                             settle_s=cfg.settle_s, exclude=[cfg.out], max_frames=cfg.max_frames)
+        try:
+            if cfg.route and not source.files:
+                raise CdoError(f"--route moves input files; {source.describe()} has none")
+            sinks: list[Sink] = []
+            if cfg.overlays != "none":
+                sinks.append(OverlaySink(cfg.out / "overlays", cfg.overlays))
+            sinks.append(JsonlSink(results))
+            if cfg.csv:
+                sinks.append(CsvSink(cfg.out / "results.csv"))
+            if cfg.mqtt:
+                sinks.append(MqttSink(cfg.mqtt))
+            quarantine = cfg.quarantine and isinstance(source, FolderSource)
+            if source.files and (cfg.route or quarantine):
+                sinks.append(RouteSink(cfg.out, route=cfg.route, quarantine=quarantine))
+            config = PipelineConfig(max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
+                                    queue_size=cfg.queue_size, workers=cfg.workers)
+            pipeline = Pipeline(inspector, source, sinks, config)
+        except BaseException:
+            source.close()
+            raise
+        summary = pipeline.run(stop, on_status=on_status, status_every_s=status_every_s)
+    finally:
+        inspector.close()
+    try:
+        (cfg.out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    except OSError as e:
+        log.warning("cannot write %s: %s", cfg.out / "summary.json", e)
+    return InspectResult(summary=summary, results=results, out=cfg.out)

@@ -1,0 +1,138 @@
+"""Pre-processing: any camera image to the bundle input (RGB uint8 at model size).
+
+Accepted images (numpy):
+    (H, W) or (H, W, 1) grey; (H, W, 3) BGR (OpenCV default) or RGB;
+    (H, W, 4) BGRA/RGBA; dtype uint8, uint16 (full 16-bit range, value / 257)
+    or float in [0, 1].
+
+Steps: resize first (``cv2.INTER_AREA`` when shrinking, ``INTER_LINEAR`` when
+enlarging), then scale to uint8 and convert the channels, so the cheap steps
+run on the small image. Normalisation happens inside the ONNX graph.
+
+Example:
+    >>> import numpy as np
+    >>> grey16 = np.full((100, 60), 65535, np.uint16)
+    >>> x = to_model_input(grey16, 32, 32)
+    >>> x.shape, x.dtype.name, int(x.max())
+    ((32, 32, 3), 'uint8', 255)
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .errors import CdoError
+
+__all__ = ["COLOR_ORDERS", "decode_image", "to_model_input", "to_bgr_uint8"]
+
+COLOR_ORDERS = ("BGR", "RGB")
+
+
+def _interp(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> int:
+    shrink = dst_hw[0] < src_hw[0] or dst_hw[1] < src_hw[1]
+    return cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if np.issubdtype(image.dtype, np.floating):
+        return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    raise CdoError(f"unsupported image dtype {image.dtype} (use uint8, uint16 or float in [0, 1])")
+
+
+def _check(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray):
+        raise CdoError(f"expected a numpy image, got {type(image).__name__}")
+    ok = image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))
+    if not ok or image.shape[0] == 0 or image.shape[1] == 0:
+        raise CdoError(f"unsupported image shape {image.shape} (use (H, W), (H, W, 1), (H, W, 3) or (H, W, 4))")
+    if not (image.dtype in (np.uint8, np.uint16) or np.issubdtype(image.dtype, np.floating)):
+        raise CdoError(f"unsupported image dtype {image.dtype} (use uint8, uint16 or float in [0, 1])")
+
+
+def to_model_input(image: np.ndarray, height: int, width: int, color_order: str = "BGR") -> np.ndarray:
+    """Convert one image to the bundle input.
+
+    Args:
+        image: (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array, uint8/uint16/float.
+        height, width: model resolution in pixels.
+        color_order: channel order of 3/4-channel inputs, ``BGR`` (OpenCV) or ``RGB``.
+
+    Returns:
+        (height, width, 3) uint8 RGB, C-contiguous.
+
+    Raises:
+        CdoError: unsupported shape, dtype or colour order.
+    """
+    _check(image)
+    if color_order not in COLOR_ORDERS:
+        raise CdoError(f"color order must be one of {', '.join(COLOR_ORDERS)}, got {color_order!r}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if np.issubdtype(image.dtype, np.floating) and image.dtype != np.float32:
+        image = image.astype(np.float32)
+    if image.shape[:2] != (height, width):
+        image = cv2.resize(image, (width, height), interpolation=_interp(image.shape[:2], (height, width)))
+    image = _to_uint8(image)
+    if image.ndim == 2:
+        out = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 4:
+        out = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if color_order == "BGR" else cv2.COLOR_RGBA2RGB)
+    elif color_order == "BGR":
+        out = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    else:
+        out = image
+    return np.ascontiguousarray(out)
+
+
+def to_bgr_uint8(image: np.ndarray, color_order: str = "BGR") -> np.ndarray:
+    """Full-size 3-channel BGR uint8 copy of an input image, for drawing overlays."""
+    _check(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    image = _to_uint8(image)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR if color_order == "BGR" else cv2.COLOR_RGBA2BGR)
+    return image.copy() if color_order == "BGR" else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+
+
+_JPEG = (".jpg", ".jpeg", ".jpe")
+
+
+def decode_image(data: bytes, name: str = "") -> np.ndarray:
+    """Decode encoded image bytes (any format OpenCV reads) keeping depth and channels.
+
+    Args:
+        data: the file content.
+        name: file name; its suffix selects the truncation check.
+
+    Returns:
+        The image as OpenCV reads it (BGR / BGRA / grey, uint8 or uint16).
+
+    Raises:
+        CdoError: empty, truncated (JPEG without end marker, PNG without IEND) or undecodable.
+    """
+    if not data:
+        raise CdoError("empty file")
+    if not is_complete(data, name):
+        raise CdoError("truncated image (no end marker)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise CdoError(f"not a readable image ({len(data)} bytes)")
+    return image
+
+
+def is_complete(data: bytes, name: str) -> bool:
+    """Whether a JPEG/PNG file carries its end marker (other formats: ``True``)."""
+    low = name.lower()
+    if low.endswith(_JPEG):
+        return data.rstrip(b"\x00")[-2:] == b"\xff\xd9"
+    if low.endswith(".png"):
+        return b"IEND" in data[-12:]
+    return True

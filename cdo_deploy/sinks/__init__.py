@@ -1,0 +1,30 @@
+"""Result sinks: results.jsonl, CSV, overlays, file routing, MQTT.
+
+Example:
+    >>> from cdo_deploy.sinks import SINKS
+    >>> SINKS.get("jsonl").__name__
+    'JsonlSink'
+"""
+
+from __future__ import annotations
+
+from .base import SINKS, Sink
+from .csv import CsvSink
+from .jsonl import JsonlSink, read_done
+from .mqtt import MqttSink, parse_mqtt_spec
+from .overlay import OverlaySink, render_overlay
+from .route import RouteSink, move_unique
+
+__all__ = [
+    "SINKS",
+    "CsvSink",
+    "JsonlSink",
+    "MqttSink",
+    "OverlaySink",
+    "RouteSink",
+    "Sink",
+    "move_unique",
+    "parse_mqtt_spec",
+    "read_done",
+    "render_overlay",
+]

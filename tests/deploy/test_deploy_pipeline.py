@@ -1,0 +1,104 @@
+"""Pipeline internals: drop-oldest queue, live-source frame dropping, bug propagation."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from cdo_deploy import Inspector
+from cdo_deploy.pipeline import DropOldestQueue, Pipeline, PipelineConfig, _END
+from cdo_deploy.sinks.base import Sink
+from cdo_deploy.sources.base import Item, Source
+
+
+def test_drop_oldest_queue_drops_and_counts_but_keeps_end_marker():
+    q = DropOldestQueue(3, drop=True)
+    for i in range(5):
+        q.put(i)
+    assert q.dropped == 2 and [q.get(), q.get(), q.get()] == [2, 3, 4]
+    q.put(_END, force=True)
+    for i in range(4):
+        q.put(i)
+    assert q.get() is _END
+    with pytest.raises(queue.Empty):
+        DropOldestQueue(1, drop=False).get(timeout=0.01)
+
+
+def test_blocking_queue_never_drops():
+    q = DropOldestQueue(1, drop=False)
+    q.put(1)
+    t = threading.Thread(target=q.put, args=(2,))
+    t.start()
+    time.sleep(0.05)
+    assert t.is_alive() and q.get() == 1
+    t.join(1)
+    assert q.get() == 2 and q.dropped == 0
+
+
+class _FastCamera(Source):
+    """A live source that produces frames much faster than the output stage consumes them."""
+
+    live = True
+
+    def __init__(self, n: int, frame: np.ndarray) -> None:
+        super().__init__("fake-camera")
+        self.n, self.frame = n, frame
+
+    @classmethod
+    def accepts(cls, spec: str) -> bool:
+        return False
+
+    def run(self, emit, stop):
+        for i in range(self.n):
+            if stop.is_set():
+                return
+            emit(Item(f"cam#{i}", time.time(), time.perf_counter(), image=self.frame, frame=i))
+
+
+class _SlowSink(Sink):
+    def __init__(self, delay: float = 0.003) -> None:
+        self.delay, self.seen = delay, []
+
+    def write(self, pred, item, image):
+        time.sleep(self.delay)
+        self.seen.append(pred.source)
+
+
+@pytest.fixture(scope="module")
+def inspector(tiny_bundle):
+    with Inspector(tiny_bundle, device="cpu") as insp:
+        yield insp
+
+
+def test_live_source_drops_oldest_frames_and_counts_them(inspector, part):
+    sink = _SlowSink()
+    pipe = Pipeline(inspector, _FastCamera(400, part(False)), [sink], PipelineConfig(queue_size=4, max_batch=4))
+    summary = pipe.run(threading.Event())
+    assert summary.dropped > 0
+    assert summary.processed + summary.dropped == 400 == len(sink.seen) + summary.dropped
+    frames = [int(s.split("#")[1]) for s in sink.seen]
+    assert frames == sorted(frames) and frames[-1] == 399  # in order; the newest frames survive
+
+
+def test_stop_event_finishes_in_flight_work(inspector, part):
+    stop = threading.Event()
+    sink = _SlowSink(0.001)
+    src = _FastCamera(10**6, part(True))
+    src.live = False  # blocking: nothing may be dropped
+    threading.Timer(0.3, stop.set).start()
+    summary = Pipeline(inspector, src, [sink], PipelineConfig(queue_size=8)).run(stop)
+    assert summary.dropped == 0 and summary.processed == len(sink.seen) > 0
+    assert summary.ng == summary.processed
+
+
+def test_a_failing_sink_stops_the_run_with_its_exception(inspector, part):
+    class Broken(Sink):
+        def write(self, pred, item, image):
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        Pipeline(inspector, _FastCamera(50, part(False)), [Broken()]).run(threading.Event())

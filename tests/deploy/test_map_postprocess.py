@@ -1,0 +1,72 @@
+"""Post-processing (regions) and threshold rules, against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cdo_deploy.bundle import BundleMeta
+from cdo_deploy.errors import CdoError
+from cdo_deploy.postprocess import find_regions
+from cdo_deploy.thresholds import resolve_thresholds
+
+
+def test_regions_boxes_in_original_coordinates():
+    m = np.zeros((8, 8), np.float32)
+    m[1:3, 1:4] = 0.9  # 2x3 component, peak 0.9
+    m[6, 6] = 0.95     # single pixel, peak 0.95
+    regions = find_regions(m, 0.5, (80, 40))  # y scale 10, x scale 5
+    assert [r.to_dict() for r in regions] == [
+        {"box": [30, 60, 35, 70], "area": 50, "peak": 0.95},
+        {"box": [5, 10, 20, 30], "area": 300, "peak": 0.9},
+    ]
+    assert [r.peak for r in find_regions(m, 0.5, (80, 40), min_area=100)] == [pytest.approx(0.9)]
+    assert len(find_regions(m, 0.5, (8, 8), max_regions=1)) == 1
+
+
+def test_no_region_below_threshold_and_threshold_is_inclusive():
+    m = np.full((4, 4), 0.5, np.float32)
+    assert find_regions(m, 0.51, (4, 4)) == []
+    (r,) = find_regions(m, 0.5, (4, 4))
+    assert (r.x0, r.y0, r.x1, r.y1, r.area) == (0, 0, 4, 4, 16)
+
+
+def test_diagonal_pixels_are_one_region_8_connectivity():
+    m = np.eye(5, dtype=np.float32)
+    assert len(find_regions(m, 0.5, (5, 5))) == 1
+
+
+def _meta(**kw):
+    base = dict(height=8, width=8, backbone="x", image_threshold=0.8, pixel_threshold=0.7,
+                normal_stats={"p99": 0.6, "std": 0.05})
+    base.update(kw)
+    return BundleMeta(**base)
+
+
+def test_thresholds_from_bundle_and_overrides():
+    t = resolve_thresholds(_meta())
+    assert (t.image, t.pixel, t.source) == (0.8, 0.7, "bundle")
+    t = resolve_thresholds(_meta(), threshold=0.9)
+    assert (t.image, t.pixel) == (0.9, 0.7) and t.source == "--threshold"
+    t = resolve_thresholds(_meta(pixel_threshold=None), threshold=0.9)
+    assert t.pixel == 0.9
+    assert resolve_thresholds(_meta(), pixel_threshold=0.1).pixel == 0.1
+
+
+@pytest.mark.parametrize("s,image,pixel", [(0.5, 0.8, 0.7), (1.0, 0.6, 0.5), (0.0, 1.0, 0.9), (0.75, 0.7, 0.6)])
+def test_sensitivity_rule(s, image, pixel):
+    # D = T_b - p99 = 0.2; T(s) = 0.8 + (1 - 2s) * 0.2; pixel shifts alike
+    t = resolve_thresholds(_meta(), sensitivity=s)
+    assert t.image == pytest.approx(image) and t.pixel == pytest.approx(pixel)
+
+
+def test_sensitivity_falls_back_to_std_when_p99_is_above_threshold():
+    t = resolve_thresholds(_meta(normal_stats={"p99": 0.85, "std": 0.05}), sensitivity=1.0)
+    assert t.image == pytest.approx(0.75)
+
+
+def test_threshold_errors():
+    with pytest.raises(CdoError, match="--threshold"):
+        resolve_thresholds(_meta(image_threshold=None))
+    with pytest.raises(CdoError, match="sensitivity"):
+        resolve_thresholds(_meta(), sensitivity=1.5)
