@@ -28,5 +28,9 @@ test: venv
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh $(DEMO_DIR)
 
+# a small curriculum comparison on the demo data, on CPU (~20 min on 2 cores)
+curriculum-demo: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/curriculum_demo.sh $(DEMO_DIR)/curriculum
+
 clean:
 	rm -rf $(DEMO_DIR) result .pytest_cache

@@ -4,8 +4,9 @@ The paper's generator (t = 0, every knob at its easy end): per image 0 to 4
 axis-aligned rectangles, half-sizes drawn in [H/40, H/10), filled with
 uniform noise in [0, 1], pasted opaquely. ``SynthParams`` holds every
 quantity a curriculum knob may change (``cdo_train.difficulty`` maps t to
-them); the random draws do not depend on the parameters' values, so two
-parameter sets see the same geometry stream for the same seed.
+them); the random draws do not depend on the parameters' values (only the
+number of draws depends on ``count_max``), so two parameter sets with the same
+``count_max`` see the same geometry and noise stream for the same seed.
 
 Example:
     >>> import torch
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ["SynthParams", "butterworth_lowpass", "foreground_mask", "synthesize"]
-
 
 
 @dataclass(frozen=True)

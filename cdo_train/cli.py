@@ -3,6 +3,7 @@
 Example:
     cdo-train --dataset mvtec2d --data-root demo_data --class-name weave --epochs 10
     cdo-train --config configs/paper.yaml --class-name all --MOM True --OOM True --gamma 2
+    cdo-train --config configs/demo.yaml --config configs/curriculum_step.yaml --curriculum-param stages=3
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def _bool_option(name: str, dest: str, help: str):
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML preset; flags override it.")
+@click.option("--config", "config_files", type=click.Path(dir_okay=False), multiple=True,
+              help="YAML preset (repeatable: later files override earlier ones); flags override them.")
 @click.option("--dataset", type=click.Choice(["mvtec2d", "mvtec3d", "folder"]), default=None)
 @click.option("--data-root", default=None, help="Dataset root folder.")
 @click.option("--class-name", "class_names", multiple=True, help="Class to train (repeatable, or 'all').")
@@ -47,9 +49,14 @@ def _bool_option(name: str, dest: str, help: str):
 @click.option("--name", default=None, help="Experiment name (default <backbone>-<curriculum>).")
 @click.option("--curriculum", default=None, help="Curriculum schedule (default none).")
 @click.option("--knobs", default=None, help="Comma-separated difficulty knobs driven by the curriculum.")
+@click.option("--curriculum-param", "curriculum_param", multiple=True, metavar="KEY=VALUE",
+              help="Schedule parameter, e.g. stages=3 or saturation=0.8 (repeatable).")
+@click.option("--ordering", default=None, help="Per-sample ordering curriculum scorer: teacher or student.")
+@click.option("--ordering-param", "ordering_param", multiple=True, metavar="KEY=VALUE",
+              help="Ordering parameter: start=0.3 (fraction of images at t=0), warmup_steps=20 (repeatable).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("-v", "--verbose", count=True)
-def _cli(config_file, class_names, gpu_id, knobs, no_progress, verbose, **flags):
+def _cli(config_files, class_names, gpu_id, knobs, curriculum_param, ordering_param, no_progress, verbose, **flags):
     """Train CDO teacher/student models; one run folder per class and seed."""
     logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO, format="%(message)s")
     try:
@@ -57,9 +64,13 @@ def _cli(config_file, class_names, gpu_id, knobs, no_progress, verbose, **flags)
         from .trainer import train
 
         cfg = TrainConfig()
-        if config_file:
+        for config_file in config_files:
             cfg = cfg.merged(load_config_file(config_file))
         overrides = dict(flags)
+        if curriculum_param:
+            overrides["curriculum_params"] = {**cfg.curriculum_params, **_key_values(curriculum_param)}
+        if ordering_param:
+            overrides["ordering_params"] = {**cfg.ordering_params, **_key_values(ordering_param)}
         if class_names:
             overrides["class_names"] = class_names
         if knobs:
@@ -78,6 +89,22 @@ def _cli(config_file, class_names, gpu_id, knobs, no_progress, verbose, **flags)
         vals = "".join(f"{r.last.get(c):>13.4f}" if isinstance(r.last.get(c), float) else f"{'-':>13}" for c in cols)
         click.echo(f"{r.class_name:<16}{r.seed:>6}{vals}{r.seconds:>9.1f}")
     click.echo(f"runs written under {results[0].run_dir.parent.parent if results else cfg.output_dir}")
+
+
+def _key_values(items: tuple[str, ...]) -> dict:
+    """``("stages=3", "function=root")`` -> ``{"stages": 3, "function": "root"}`` (values parsed as YAML)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CdoError(f"expected KEY=VALUE, got {item!r} (e.g. --curriculum-param stages=3)")
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip().replace("-", "_")] = value
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

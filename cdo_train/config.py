@@ -62,6 +62,8 @@ class TrainConfig:
     knobs: tuple[str, ...] = ()
     curriculum_params: dict[str, Any] = field(default_factory=dict)
     knob_ranges: dict[str, Any] = field(default_factory=dict)
+    ordering: str | None = None
+    ordering_params: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -84,14 +86,30 @@ class TrainConfig:
         from .backbones import BACKBONES
 
         BACKBONES.get(self.backbone)  # unknown names fail early, with suggestions
+        if self.curriculum != "none" or self.knobs or self.curriculum_params or self.knob_ranges or self.ordering:
+            self._check_curriculum()
+
+    def _check_curriculum(self) -> None:
+        from .curriculum import build_schedule
+        from .difficulty import validate_knobs
+        from .ordering import check_ordering
+
+        for key in ("curriculum_params", "knob_ranges", "ordering_params"):
+            if not isinstance(getattr(self, key), dict):
+                raise CdoError(f"{key} must be a mapping of name: value, got {getattr(self, key)!r}")
+        build_schedule(self.curriculum, self.curriculum_params, seed=self.seed)
+        validate_knobs(self.knobs, self.knob_ranges)
+        if self.ordering is not None:
+            check_ordering(self.ordering, self.ordering_params)
 
     @property
     def experiment(self) -> str:
-        """Experiment name: ``--name`` or ``<backbone>-<curriculum>[-<knobs>]``."""
+        """Experiment name: ``--name`` or ``<backbone>-<curriculum>[-<knobs>][-order_<ordering>]``."""
         if self.name:
             return self.name
         knobs = "+".join(self.knobs)
-        return f"{self.backbone}-{self.curriculum}" + (f"-{knobs}" if knobs else "")
+        order = f"-order_{self.ordering}" if self.ordering else ""
+        return f"{self.backbone}-{self.curriculum}" + (f"-{knobs}" if knobs else "") + order
 
     def merged(self, overrides: dict[str, Any]) -> "TrainConfig":
         """A copy with ``overrides`` applied; unknown keys fail with suggestions; None is ignored."""

@@ -2,7 +2,8 @@
 
 Run folder ``<output_dir>/<experiment>/<class>/seed_<seed>/`` holds
 ``config.yaml``, ``metrics.jsonl`` (one line per evaluation: epoch, loss,
-difficulty, knob values, every metric), ``tb/`` (TensorBoard scalars),
+difficulty t at the epoch's last step and its epoch mean, the knob values and
+schedule state of that step, every metric), ``tb/`` (TensorBoard scalars),
 ``model.safetensors`` + ``model_config.json`` (teacher and student weights and
 what rebuilds the model), ``calibration.json`` (normal-score statistics and
 thresholds), ``summary.json`` (last and best metrics) and the figures
@@ -95,6 +96,19 @@ def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor
     return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
+def _ordering(cfg: TrainConfig, model, train_imgs, samples, device, seed: int, writer: RunWriter):
+    """The per-sample ordering curriculum of ``cfg.ordering`` (None when off); its scores go to the run folder."""
+    if cfg.ordering is None:
+        return None
+    from .ordering import build_ordering
+
+    cur = build_ordering(cfg.ordering, cfg.ordering_params, model, train_imgs.numpy(), device, cfg.batch_size,
+                         lr=cfg.lr, gamma=cfg.gamma, seed=seed, foreground_only=cfg.foreground_only)
+    ranked = [{"file": str(samples[i].path), "score": float(cur.scores[i])} for i in cur.order]
+    writer.write_json("ordering_scores.json", {"ordering": cfg.ordering, "easiest_first": ranked})
+    return cur
+
+
 def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
     """Train one class with one seed; writes the run folder and returns its result."""
     t_start = time.time()
@@ -120,7 +134,7 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
-    schedule = build_schedule(cfg.curriculum, cfg.curriculum_params)
+    schedule = build_schedule(cfg.curriculum, cfg.curriculum_params, seed=seed)
     use_amp = cfg.amp and device.type == "cuda"
     gen = torch.Generator().manual_seed(seed)
     writer = RunWriter(cfg, class_name, seed)
@@ -128,14 +142,20 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
              len(holdout), len(test_samples), device)
     steps_per_epoch = math.ceil(len(train_imgs) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
+    ordering = _ordering(cfg, model, train_imgs, train_samples, device, seed, writer)
     step = 0
     last: dict[str, Any] = {}
     state: dict[str, Any] = {}
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        losses = []
+        losses, ts = [], []
         bar = writer.progress(steps_per_epoch, f"{class_name} s{seed} epoch {epoch}/{cfg.epochs}")
-        for idx in _batches(len(train_imgs), cfg.batch_size, gen):
+        if ordering is None:
+            batches = _batches(len(train_imgs), cfg.batch_size, gen)
+        else:  # easiest-first subset at this epoch's difficulty, same number of steps
+            t_epoch = float(min(1.0, max(0.0, schedule.difficulty(step / max(1, total_steps - 1)))))
+            batches = ordering.batches(t_epoch, steps_per_epoch, cfg.batch_size, gen)
+        for idx in batches:
             t = float(min(1.0, max(0.0, schedule.difficulty(step / max(1, total_steps - 1)))))
             params, gamma = resolve_knobs(cfg.knobs, t, SynthParams(), cfg.gamma, cfg.knob_ranges)
             x = train_imgs[idx].permute(0, 3, 1, 2).float().div_(255.0)
@@ -156,13 +176,17 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
                 raise CdoError(f"training diverged at epoch {epoch} (loss {lv}); lower --lr or --gamma")
             schedule.observe(lv)
             losses.append(lv)
+            ts.append(t)
             state = {"difficulty": t, "gamma": gamma, **params.__dict__, **schedule.state()}
+            if ordering is not None:
+                state.update(ordering.state())
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{lv:.4f}", t=f"{t:.2f}")
         bar.close()
         sched.step()
-        record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0], **state}
+        record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0],
+                                  **state, "difficulty_mean": float(np.mean(ts))}
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             if test is not None:
                 record.update(evaluate(model, test, device, cfg.batch_size))

@@ -69,3 +69,15 @@ def test_config_file_and_unknown_key(tiny_demo_root, tmp_path):
     bad.write_text("epoch: 3\n")
     r = run_cli("cdo-train", "--config", bad, "--data-root", tiny_demo_root)
     assert r.returncode == 1 and "did you mean epochs" in r.stderr
+
+
+def test_folder_dataset_calibrates_on_held_out_good_images(tiny_demo_root, tmp_path):
+    good = tiny_demo_root / "weave" / "train" / "good"
+    out = tmp_path / "res"
+    r = run_cli("cdo-train", "--dataset", "folder", "--data-root", good, "--output-dir", out, "--backbone", "resnet18",
+                "--teacher-weights", "random", "--name", "line3", *FAST)
+    assert r.returncode == 0, r.stderr
+    calib = json.loads((out / "line3" / "folder" / "seed_111" / "calibration.json").read_text())
+    assert calib["source"] == "good_holdout"
+    ns = calib["normal_stats"]
+    assert calib["image_threshold"] == ns["mean"] + 3 * ns["std"] and calib["pixel_threshold"] > 0
