@@ -14,7 +14,7 @@ Example:
     >>> image_auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.75
     >>> f1_max([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
-    (0.8, 0.35)
+    (0.8, 0.225)
     >>> masks = np.zeros((1, 4, 4), bool); masks[0, :2, :2] = True
     >>> aupro(masks, masks.astype(float))  # a perfect map
     1.0
@@ -96,7 +96,10 @@ def _f1_from(tps: np.ndarray, fps: np.ndarray, thresholds: np.ndarray) -> tuple[
     n_pos = tps[-1]
     f1 = 2.0 * tps / (tps + fps + n_pos)  # = 2PR / (P + R)
     best = len(f1) - 1 - int(np.argmax(f1[::-1]))  # the lowest threshold among ties
-    return float(f1[best]), float(thresholds[best])
+    # Half-way to the next lower distinct score: the same decisions and F1, but no sample sits
+    # exactly on the threshold, so a 1e-6 difference between backends cannot flip a decision.
+    t = thresholds[best] if best + 1 == len(thresholds) else 0.5 * (thresholds[best] + thresholds[best + 1])
+    return float(f1[best]), float(t)
 
 
 def _binary(labels, scores, what: str) -> tuple[np.ndarray, np.ndarray]:

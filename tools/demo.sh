@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
-# The demo behind `make demo`: generate data, train, (export, inspect, bench as they land).
-# Usage: tools/demo.sh OUT_DIR   (cdo-* commands must be on PATH)
+# The demo behind `make demo`: generate data, train, export, inspect, benchmark.
+# Usage: tools/demo.sh OUT_DIR   (cdo-* commands must be on PATH; run from the repo root)
 set -euo pipefail
 OUT="${1:-demo_out}"
 mkdir -p "$OUT"
-echo "== 1/2 generating demo data in $OUT/data"
+RUN="$OUT/result/tf_efficientnet_lite0-none/weave/seed_111"
+
+echo "== 1/5 demo data -> $OUT/data"
 python -m cdo_train.data.demo "$OUT/data"
-echo "== 2/2 training (configs/demo.yaml)"
+
+echo "== 2/5 training (configs/demo.yaml: weave and grain, 128 px, 12 epochs)"
 cdo-train --config configs/demo.yaml --data-root "$OUT/data" --output-dir "$OUT/result" --no-progress
+
+echo "== 3/5 export $RUN -> $OUT/bundle (fp32 + fp16 + int8 ONNX)"
+cdo-export "$RUN" -o "$OUT/bundle" --fp16 --int8 --force
+
+echo "== 4/5 inspecting $OUT/data/weave/test with cdo-inspect --once"
+rm -rf "$OUT/inspect"
+cdo-inspect "$OUT/bundle" --source "$OUT/data/weave/test" --once --out "$OUT/inspect" --overlays ng
+echo "-- decisions vs ground truth (weave test set)"
+python tools/demo_report.py "$OUT/inspect/results.jsonl"
+echo "overlays of NG parts: $OUT/inspect/overlays/"
+
+echo "== 5/5 benchmark (ONNX Runtime, CPU)"
+cdo-bench "$OUT/bundle" --batch 1,8 --warmup 3 --iters 30 --json "$OUT/bench.json"
+echo "bundle: $OUT/bundle   run: $RUN   figures: $RUN/qualitative.png $RUN/discrepancy_hist.png"

@@ -137,7 +137,7 @@ def _script(name: str) -> list[str]:
     exe = BIN / name
     if exe.exists():
         return [str(exe)]
-    func = {"cdo-inspect": "inspect_main", "cdo-bench": "bench_main"}.get(name)
+    func = {"cdo-inspect": "inspect_entry", "cdo-bench": "bench_main"}.get(name)
     if func is None:
         pytest.skip(f"console script {name} is not installed")
     return [sys.executable, "-c", f"from cdo_deploy.cli import {func}; {func}()"]

@@ -63,7 +63,8 @@ def test_image_auroc_and_f1_by_hand():
     labels, scores = [0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]
     assert image_auroc(labels, scores) == pytest.approx(0.75)  # 3 of 4 (good, defect) pairs ordered
     f1, threshold = f1_max(labels, scores)
-    assert f1 == pytest.approx(0.8) and threshold == 0.35  # P = 2/3, R = 1 at score >= 0.35
+    # P = 2/3, R = 1 at score >= 0.35; reported half-way to the next lower score (0.1)
+    assert f1 == pytest.approx(0.8) and threshold == pytest.approx(0.225)
     assert image_auroc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)  # a tie counts half
 
 
@@ -73,7 +74,7 @@ def test_pixel_ap_and_auroc_by_hand():
     # thresholds 0.9 / 0.8 / 0.7 / 0.1: (P, R) = (1, .5) (.5, .5) (2/3, 1) (.5, 1)
     assert pixel_ap(masks, maps) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
     assert pixel_auroc(masks, maps) == pytest.approx(0.75)
-    assert f1_max(masks, maps) == (pytest.approx(0.8), 0.7)
+    assert f1_max(masks, maps) == (pytest.approx(0.8), pytest.approx(0.4))  # between 0.7 and 0.1
 
 
 def test_aupro_divides_by_the_limit_not_by_the_last_fpr():

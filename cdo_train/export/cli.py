@@ -1,0 +1,82 @@
+"""``cdo-export RUN_DIR -o BUNDLE``: write the deploy bundle of a trained run.
+
+Example:
+    cdo-export result/exp/weave/seed_111 -o bundle
+    cdo-export result/exp/weave/seed_111 -o bundle --fp16 --int8 --triton-repo triton_models
+    cdo-export result/exp/weave/seed_111 -o bundle --fp16 --engine --engine-precision fp16   # on the GPU machine
+    cdo-export --list-formats
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from cdo_deploy.errors import CdoError
+
+from .formats import ENGINE_PRECISIONS, MAX_OPSET, MIN_OPSET, ExportOptions, format_rows
+
+__all__ = ["main"]
+
+
+def _list_formats() -> None:
+    rows = format_rows()
+    cols = ("format", "flag", "file", "cpu", "gpu", "here")
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    click.echo("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        click.echo("  ".join(r[c].ljust(widths[c]) for c in cols))
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("run_dir", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "bundle", type=click.Path(path_type=Path), help="Bundle folder to write.")
+@click.option("--opset", type=int, default=17, show_default=True, help=f"ONNX opset ({MIN_OPSET}..{MAX_OPSET}).")
+@click.option("--fp16", is_flag=True, help="Also write model_fp16.onnx (fp16 backbones, fp32 head).")
+@click.option("--int8", is_flag=True, help="Also write model_int8.onnx (Q/DQ, calibrated on good training images).")
+@click.option("--calib-images", type=int, default=None, help="Good images used for int8 calibration [64].")
+@click.option("--calib-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of good images for int8 calibration (default: the run's training images).")
+@click.option("--engine", is_flag=True, help="Build a TensorRT engine here (needs TensorRT and the target GPU).")
+@click.option("--engine-precision", type=click.Choice(ENGINE_PRECISIONS), default=None,
+              help="Engine precision [fp16]; fp16 adds the fp16 variant, int8 needs --int8.")
+@click.option("--min-batch", type=int, default=1, show_default=True, help="Smallest batch (engine profile).")
+@click.option("--opt-batch", type=int, default=8, show_default=True, help="Batch to optimise for (engine, Triton).")
+@click.option("--max-batch", type=int, default=32, show_default=True, help="Largest batch (engine, Triton).")
+@click.option("--workspace-mb", type=int, default=2048, show_default=True, help="TensorRT builder workspace, MiB.")
+@click.option("--triton-repo", type=click.Path(path_type=Path), default=None,
+              help="Also write a Triton model repository there (<repo>/<name>/config.pbtxt, 1/model.onnx).")
+@click.option("--model-name", default="cdo", show_default=True, help="Triton model name.")
+@click.option("--simplify/--no-simplify", default=None, help="Fold constants with onnxslim [on when installed].")
+@click.option("--force", "-f", is_flag=True, help="Replace an existing bundle folder / Triton model.")
+@click.option("--list-formats", is_flag=True, help="Show the export formats and whether they work here, then exit.")
+@click.option("-v", "--verbose", count=True)
+def _cli(run_dir, bundle, list_formats, verbose, **flags):
+    """Export a cdo-train run folder to a deploy bundle (model.onnx + model.json)."""
+    if list_formats:
+        _list_formats()
+        return
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s")
+    if verbose < 2:
+        logging.getLogger("onnxslim").setLevel(logging.WARNING)
+    try:
+        if run_dir is None or bundle is None:
+            raise CdoError("usage: cdo-export RUN_DIR -o BUNDLE_DIR (see cdo-export --help)")
+        opts = ExportOptions(**flags).validate()
+        from .exporter import export_run
+
+        result = export_run(run_dir, bundle, opts)
+    except CdoError as e:
+        raise click.ClickException(str(e)) from None
+    meta = result.meta
+    click.echo(f"bundle {result.bundle_dir}: {len(result.files)} file(s), {meta.backbone} {meta.height}x{meta.width}, "
+               f"thresholds image {meta.image_threshold} pixel {meta.pixel_threshold} ({meta.threshold_source})")
+    click.echo("next: " + "  |  ".join(result.next_commands()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    _cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="cdo-export")

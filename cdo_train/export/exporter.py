@@ -1,0 +1,261 @@
+"""``export_run``: a ``cdo-train`` run folder -> a deploy bundle (and optional extras).
+
+Steps (each output file is logged once: format, seconds, path, MB):
+
+1. validate the options and the installed modules (nothing is written before);
+2. rebuild the model from the run folder and read its thresholds and metrics;
+3. trace the fp32 graph (:mod:`.graph`) and check it in ONNX Runtime against
+   the trainer's own prediction on a few good images (a split batch, so the
+   dynamic batch is exercised); a difference beyond ``FP32_TOL`` aborts;
+4. optional fp16 / int8 variants (:mod:`.precision`), compared with fp32;
+5. every ONNX file gets ``model.json``'s content as metadata (key ``cdo``);
+   ``model.json`` gets the SHA-256 of the final ``model.onnx`` file (metadata
+   included), then the walk of :mod:`.checks` runs on every graph;
+6. optional TensorRT engine (:mod:`cdo_deploy.engine_build`) and Triton repository.
+
+Everything is written into a hidden sibling folder that is renamed to the
+bundle folder only when all steps succeeded: a failed export leaves nothing.
+
+Example:
+    >>> res = export_run("result/exp/weave/seed_111", "bundle", ExportOptions(fp16=True))  # doctest: +SKIP
+    >>> res.meta.variants                                                                  # doctest: +SKIP
+    {'fp32': 'model.onnx', 'fp16': 'model_fp16.onnx'}
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cdo_deploy.bundle import META_FILE, ONNX_FILE, BundleMeta, load_bundle_meta, sha256_file
+from cdo_deploy.errors import CdoError
+
+from .formats import ExportOptions, get_format
+from .runinfo import RunInfo, good_images, read_run_info
+from .verify import FP32_TOL, Parity, compare, onnx_session, run_onnx, torch_reference
+
+__all__ = ["ExportResult", "ExportedFile", "export_run"]
+
+log = logging.getLogger(__name__)
+N_CHECK = 4
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """One file written by the export."""
+
+    format: str
+    path: Path
+    seconds: float
+    mb: float
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_run` wrote and measured."""
+
+    bundle_dir: Path
+    meta: BundleMeta
+    files: list[ExportedFile] = field(default_factory=list)
+    parity: list[Parity] = field(default_factory=list)
+    tensorrt_problems: dict[str, list[str]] = field(default_factory=dict)
+
+    def next_commands(self) -> list[str]:
+        """Commands a user typically runs next."""
+        return [f"cdo-inspect {self.bundle_dir} --source IMAGES_OR_FOLDER", f"cdo-bench {self.bundle_dir}"]
+
+
+class _Recorder:
+    """Logs and records each output file under its final path."""
+
+    def __init__(self, tmp: Path, final: Path) -> None:
+        self.tmp, self.final, self.files = tmp, final, []
+
+    def add(self, fmt: str, path: Path, seconds: float) -> None:
+        if not path.is_file() or path.stat().st_size == 0:
+            raise RuntimeError(f"{fmt}: {path} was not written")
+        shown = self.final / path.relative_to(self.tmp) if path.is_relative_to(self.tmp) else path
+        mb = path.stat().st_size / 1e6
+        log.info("%-10s %6.1f s  %s (%.1f MB)", fmt, seconds, shown, mb)
+        self.files.append(ExportedFile(fmt, shown, round(seconds, 2), round(mb, 2)))
+
+
+def _check_target(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise CdoError(f"bundle path {out} is a file")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise CdoError(f"{out} already exists and is not empty (pass --force to replace it)")
+        if not (out / META_FILE).is_file():
+            raise CdoError(f"{out} is not a cdo bundle (no {META_FILE}); refusing to replace it, choose another -o")
+
+
+def _commit(tmp: Path, out: Path) -> None:
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _meta(model: Any, info: RunInfo, variants: dict[str, str], parity: list[Parity]) -> BundleMeta:
+    from ..backbones import BACKBONES
+
+    cfg = model.cfg
+    cal = info.calibration
+    stats = dict(cal.get("normal_stats") or {})
+    if cal.get("normal_pixel_p999") is not None:
+        stats["pixel_p999"] = cal["normal_pixel_p999"]
+    rule: dict[str, Any] = {"kind": cfg.score_rule}
+    if cfg.score_rule == "topk_mean":
+        rule["k"] = cfg.topk
+    h, w = model.head.image_size
+    return BundleMeta(
+        height=h, width=w, backbone=cfg.backbone, levels=list(BACKBONES.get(cfg.backbone).out_indices),
+        blur_sigma=cfg.blur_sigma, score_rule=rule, image_threshold=cal.get("image_threshold"),
+        pixel_threshold=cal.get("pixel_threshold"), threshold_source=str(cal.get("source", "none")),
+        normal_stats=stats, train={**info.config, "model": cfg.to_dict(), "run_dir": str(info.run_dir)},
+        metrics={"last": info.summary.get("last", {}), "best": info.summary.get("best", {}),
+                 "export_parity": [p.to_dict() for p in parity]},
+        variants=variants,
+    )
+
+
+def _variants(model: Any, opts: ExportOptions, images: np.ndarray | None, tmp: Path,
+              check: np.ndarray) -> tuple[dict[str, Any], dict[str, float], list[Parity]]:
+    """Build the ONNX protos (no metadata yet), timing each and checking parity."""
+    import onnx
+
+    from .graph import export_onnx
+    from .precision import quantize_int8, to_fp16
+
+    protos: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    protos["onnx"] = export_onnx(model, opts.opset, opts.simplify)
+    seconds["onnx"] = time.perf_counter() - t
+    ref = torch_reference(model, check)
+    fp32 = run_onnx(onnx_session(protos["onnx"].SerializeToString()), check, batch_size=N_CHECK - 1)
+    parity = [compare(ref, fp32, "fp32", FP32_TOL)]
+    if not parity[0].ok:
+        raise CdoError(f"the exported graph differs from PyTorch by {parity[0].map_max_abs:.3g} "
+                       f"(tolerance {FP32_TOL}); this is a cdo bug, please report it")
+    if opts.wants_fp16():
+        if not opts.fp16:
+            log.info("--engine-precision fp16: also writing the fp16 variant the engine is built from")
+        t = time.perf_counter()
+        protos["onnx-fp16"] = to_fp16(protos["onnx"])
+        seconds["onnx-fp16"] = time.perf_counter() - t
+    if opts.int8:
+        if images is None:
+            raise CdoError("--int8 needs good images to calibrate on, and the run's training images are not "
+                           "reachable (config.yaml data_root); pass --calib-dir FOLDER")
+        t = time.perf_counter()
+        src = tmp / ".int8_source.onnx"
+        onnx.save(protos["onnx"], str(src))
+        protos["onnx-int8"] = quantize_int8(src, tmp / get_format("onnx-int8").file, images[: opts.n_calib])
+        src.unlink()
+        seconds["onnx-int8"] = time.perf_counter() - t
+        log.info("int8 calibrated on %d good images", min(len(images), opts.n_calib))
+    for name in ("onnx-fp16", "onnx-int8"):
+        if name in protos:
+            out = run_onnx(onnx_session(protos[name].SerializeToString()), check, batch_size=N_CHECK - 1)
+            parity.append(compare(fp32, out, get_format(name).variant or name))
+    for p in parity:
+        log.info("parity %s vs %s on %d images: map max |d| %.3g, score max |d| %.3g", p.variant,
+                 "PyTorch" if p.variant == "fp32" else "fp32", p.n_images, p.map_max_abs, p.score_max_abs)
+    return protos, seconds, parity
+
+
+def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptions | None = None) -> ExportResult:
+    """Export a finished ``cdo-train`` run folder to a bundle folder.
+
+    Args:
+        run_dir: ``<output_dir>/<experiment>/<class>/seed_<n>``.
+        bundle_dir: the bundle folder to write (must be absent or empty unless ``force``).
+        options: what to write; defaults to ``ExportOptions()`` (fp32 ONNX only).
+
+    Returns:
+        The files written, the bundle description and the parity measurements.
+
+    Raises:
+        CdoError: bad options, missing modules, missing/corrupt run folder, unreachable
+            calibration data, TensorRT parser constraints violated with ``--engine``, build failure.
+    """
+    import onnx
+
+    from ..runio import load_model
+    from .checks import tensorrt_problems
+    from .graph import set_metadata
+
+    opts = (options or ExportOptions()).validate()
+    run, out = Path(run_dir), Path(bundle_dir)
+    if not run.is_dir():
+        raise CdoError(f"no such run folder: {run} (a cdo-train run: <output-dir>/<experiment>/<class>/seed_<n>)")
+    _check_target(out, opts.force)
+    if opts.triton_repo is not None and (Path(opts.triton_repo) / opts.model_name).exists() and not opts.force:
+        raise CdoError(f"{Path(opts.triton_repo) / opts.model_name} already exists (pass --force to replace it)")
+    model = load_model(run)
+    info = read_run_info(run)
+    size = model.head.image_size[0]
+    images = good_images(info, size, max(opts.n_calib if opts.int8 else 0, N_CHECK), opts.calib_dir)
+    check = images[:N_CHECK] if images is not None else np.random.default_rng(0).integers(
+        0, 256, (N_CHECK, size, size, 3), dtype=np.uint8)
+
+    target = out.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    rec = _Recorder(tmp, out)
+    try:
+        protos, seconds, parity = _variants(model, opts, images, tmp, check)
+        variants = {get_format(name).variant or name: get_format(name).file for name in protos}
+        meta = _meta(model, info, variants, parity)
+        problems: dict[str, list[str]] = {}
+        for name, proto in protos.items():
+            t = time.perf_counter()
+            set_metadata(proto, meta.to_dict())
+            path = tmp / get_format(name).file
+            onnx.save(proto, str(path))
+            rec.add(name, path, seconds[name] + time.perf_counter() - t)
+            problems[name] = tensorrt_problems(proto)
+            for p in problems[name]:
+                log.warning("%s: TensorRT's ONNX parser would reject: %s", path.name, p)
+        meta.onnx_sha256 = sha256_file(tmp / ONNX_FILE)
+        meta.save(tmp)
+        log.info("thresholds: image %s, pixel %s (source %s)", meta.image_threshold, meta.pixel_threshold,
+                 meta.threshold_source)
+        if opts.engine:
+            _engine(opts, tmp, rec, problems)
+            meta = load_bundle_meta(tmp)
+        if opts.triton_repo is not None:
+            from .triton import write_triton_repo
+
+            t = time.perf_counter()
+            cfg = write_triton_repo(tmp, Path(opts.triton_repo), opts.model_name, meta.height, meta.width,
+                                    opts.max_batch, opts.opt_batch, opts.force)
+            rec.add("triton", cfg.parent / "1" / ONNX_FILE, time.perf_counter() - t)
+        _commit(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ExportResult(out, meta, rec.files, parity, problems)
+
+
+def _engine(opts: ExportOptions, tmp: Path, rec: _Recorder, problems: dict[str, list[str]]) -> None:
+    from cdo_deploy.engine_build import build_engine
+
+    source = {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"}[opts.precision]
+    if problems.get(source):
+        raise CdoError(f"{get_format(source).file} has {len(problems[source])} construct(s) TensorRT's parser "
+                       f"rejects, e.g. {problems[source][0]}")
+    t = time.perf_counter()
+    path = build_engine(tmp, opts.precision, opts.min_batch, opts.opt_batch, opts.max_batch, opts.workspace_mb)
+    rec.add("engine", path, time.perf_counter() - t)

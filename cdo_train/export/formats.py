@@ -1,0 +1,199 @@
+"""The export formats table and the validated export options.
+
+One table (:data:`EXPORT_FORMATS`) says, for every file ``cdo-export`` can
+write: its name, the flag that asks for it, its file name, the Python modules
+it needs, what to install when they are missing, and whether it runs on CPU
+and GPU. It drives option validation, the dependency check done before
+anything is written, and ``cdo-export --list-formats``.
+
+Example:
+    >>> [f.name for f in EXPORT_FORMATS]
+    ['onnx', 'onnx-fp16', 'onnx-int8', 'engine', 'triton']
+    >>> ExportOptions(int8=True, engine=True, engine_precision="int8").formats()
+    ['onnx', 'onnx-int8', 'engine']
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from cdo_deploy.errors import CdoError
+
+__all__ = [
+    "ENGINE_PRECISIONS",
+    "EXPORT_FORMATS",
+    "MAX_OPSET",
+    "MIN_OPSET",
+    "ExportFormat",
+    "ExportOptions",
+    "format_rows",
+    "get_format",
+    "module_available",
+]
+
+MIN_OPSET, MAX_OPSET = 17, 24
+ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One kind of file ``cdo-export`` writes.
+
+    Attributes:
+        name: short name used in logs and tables.
+        flag: the ``cdo-export`` option that asks for it (``-`` = always written).
+        file: file name inside the bundle (``{precision}`` filled in for engines).
+        needs: Python modules that must be importable.
+        install: what to install when one is missing.
+        cpu: runs on a CPU (ONNX Runtime).
+        gpu: runs on an NVIDIA GPU (ONNX Runtime CUDA/TensorRT EP, TensorRT, Triton).
+        variant: key under ``variants`` in ``model.json`` (ONNX files only).
+    """
+
+    name: str
+    flag: str
+    file: str
+    needs: tuple[str, ...]
+    install: str
+    cpu: bool
+    gpu: bool
+    variant: str | None = None
+
+
+EXPORT_FORMATS: tuple[ExportFormat, ...] = (
+    ExportFormat("onnx", "-", "model.onnx", ("torch", "onnx", "onnxruntime"),
+                 "pip install 'cdo[train]' (torch, onnx, onnxruntime)", True, True, "fp32"),
+    ExportFormat("onnx-fp16", "--fp16", "model_fp16.onnx", ("onnx",), "pip install onnx", True, True, "fp16"),
+    ExportFormat("onnx-int8", "--int8", "model_int8.onnx", ("onnxruntime.quantization",),
+                 "pip install onnxruntime", True, True, "int8"),
+    ExportFormat("engine", "--engine", "model_{precision}.engine", ("tensorrt",),
+                 "pip install tensorrt (TensorRT >= 10, on the GPU machine that will run the engine)", False, True),
+    ExportFormat("triton", "--triton-repo", "<repo>/<model>/config.pbtxt", (), "nothing", True, True),
+)
+
+
+def get_format(name: str) -> ExportFormat:
+    """The table row called ``name``."""
+    for f in EXPORT_FORMATS:
+        if f.name == name:
+            return f
+    raise KeyError(name)
+
+
+def module_available(module: str) -> bool:
+    """Whether ``module`` can really be imported (a stubs-only ``tensorrt`` folder does not count)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.origin is not None and spec.loader is not None
+
+
+def format_rows() -> list[dict[str, str]]:
+    """The table as rows for display, with whether each format's modules are installed here."""
+    rows = []
+    for f in EXPORT_FORMATS:
+        missing = [m for m in f.needs if not module_available(m)]
+        rows.append({
+            "format": f.name, "flag": f.flag, "file": f.file, "cpu": "yes" if f.cpu else "no",
+            "gpu": "yes" if f.gpu else "no", "here": "yes" if not missing else f"no ({f.install})",
+        })
+    return rows
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What ``cdo-export`` writes; :meth:`validate` rejects incompatible combinations.
+
+    Attributes:
+        opset: ONNX opset, 17..24.
+        fp16: also write ``model_fp16.onnx`` (backbones fp16, input and head fp32).
+        int8: also write ``model_int8.onnx`` (Q/DQ, calibrated on good training images).
+        calib_images: number of good training images used to calibrate int8 (default 64).
+        calib_dir: a folder of good images to calibrate with instead of the run's training images.
+        engine: build a TensorRT engine here (needs TensorRT and a GPU).
+        engine_precision: ``fp32``, ``fp16`` or ``int8``; ``None`` = fp16.
+        min_batch, opt_batch, max_batch: batch range of the engine profile and of Triton.
+        workspace_mb: TensorRT builder workspace limit, MiB.
+        triton_repo: also write a Triton model repository there.
+        model_name: Triton model name.
+        simplify: ``None`` = simplify with onnxslim when installed; True requires it.
+        verify: compare ONNX Runtime with PyTorch on a few images before writing.
+        force: replace an existing bundle folder.
+    """
+
+    opset: int = 17
+    fp16: bool = False
+    int8: bool = False
+    calib_images: int | None = None
+    calib_dir: Path | None = None
+    engine: bool = False
+    engine_precision: str | None = None
+    min_batch: int = 1
+    opt_batch: int = 8
+    max_batch: int = 32
+    workspace_mb: int = 2048
+    triton_repo: Path | None = None
+    model_name: str = "cdo"
+    simplify: bool | None = None
+    verify: bool = True
+    force: bool = False
+
+    @property
+    def precision(self) -> str:
+        """The engine precision actually used."""
+        return self.engine_precision or "fp16"
+
+    @property
+    def n_calib(self) -> int:
+        return 64 if self.calib_images is None else self.calib_images
+
+    def wants_fp16(self) -> bool:
+        """fp16 variant requested, or needed by an fp16 engine."""
+        return self.fp16 or (self.engine and self.precision == "fp16")
+
+    def formats(self) -> list[str]:
+        """Names of the table rows this export writes, in table order."""
+        wanted = {"onnx", "onnx-fp16" if self.wants_fp16() else "", "onnx-int8" if self.int8 else "",
+                  "engine" if self.engine else "", "triton" if self.triton_repo is not None else ""}
+        return [f.name for f in EXPORT_FORMATS if f.name in wanted]
+
+    def validate(self) -> "ExportOptions":
+        """Check option combinations and installed modules; returns ``self``.
+
+        Raises:
+            CdoError: the first problem found, naming the flags involved.
+        """
+        if not MIN_OPSET <= self.opset <= MAX_OPSET:
+            raise CdoError(f"--opset {self.opset} is not supported: use {MIN_OPSET}..{MAX_OPSET}")
+        if (self.calib_images is not None or self.calib_dir is not None) and not self.int8:
+            raise CdoError(f"{'--calib-images' if self.calib_images is not None else '--calib-dir'} "
+                           "only applies to --int8")
+        if self.calib_dir is not None and not Path(self.calib_dir).is_dir():
+            raise CdoError(f"--calib-dir {self.calib_dir} is not a folder")
+        if self.calib_images is not None and self.calib_images < 1:
+            raise CdoError(f"--calib-images must be >= 1, got {self.calib_images}")
+        if self.engine_precision is not None and not self.engine:
+            raise CdoError("--engine-precision only applies to --engine")
+        if self.engine_precision is not None and self.engine_precision not in ENGINE_PRECISIONS:
+            raise CdoError(f"--engine-precision must be one of {', '.join(ENGINE_PRECISIONS)}")
+        if self.engine and self.precision == "int8" and not self.int8:
+            raise CdoError("--engine-precision int8 needs --int8 (the engine is built from model_int8.onnx)")
+        if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
+            raise CdoError(f"batch range must satisfy 1 <= --min-batch <= --opt-batch <= --max-batch, got "
+                           f"{self.min_batch}/{self.opt_batch}/{self.max_batch}")
+        if self.workspace_mb < 64:
+            raise CdoError(f"--workspace-mb must be >= 64, got {self.workspace_mb}")
+        if not self.model_name or not self.model_name.replace("_", "").replace("-", "").isalnum():
+            raise CdoError(f"--model-name {self.model_name!r}: use letters, digits, '-' and '_'")
+        if self.simplify and not module_available("onnxslim"):
+            raise CdoError("--simplify needs onnxslim (pip install onnxslim)")
+        for name in self.formats():
+            fmt = get_format(name)
+            missing = [m for m in fmt.needs if not module_available(m)]
+            if missing:
+                raise CdoError(f"{fmt.flag if fmt.flag != '-' else 'export'} needs {', '.join(missing)}, "
+                               f"which is not installed ({fmt.install})")
+        return self

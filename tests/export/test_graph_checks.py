@@ -1,0 +1,110 @@
+"""The exported graphs respect TensorRT's ONNX parser constraints; the walker catches violations."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from cdo_train.export.checks import tensorrt_problems
+from cdo_train.export.verify import onnx_session, run_onnx
+
+VARIANTS = ("model.onnx", "model_fp16.onnx", "model_int8.onnx")
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_exported_graphs_pass_the_checker_and_the_tensorrt_walk(exported, name):
+    proto = onnx.load(str(exported.bundle / name))
+    onnx.checker.check_model(proto, full_check=True)
+    assert tensorrt_problems(proto) == []
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [17]
+    (inp,) = proto.graph.input
+    dims = inp.type.tensor_type.shape.dim
+    assert inp.name == "image" and inp.type.tensor_type.elem_type == TensorProto.UINT8
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [64, 64, 3]
+    outs = {o.name: o.type.tensor_type for o in proto.graph.output}
+    assert outs["anomaly_map"].elem_type == outs["score"].elem_type == TensorProto.FLOAT
+    assert len(outs["anomaly_map"].shape.dim) == 4 and len(outs["score"].shape.dim) == 1
+    consumers = [n for n in proto.graph.node if "image" in n.input]
+    assert [(n.op_type, n.attribute[0].i) for n in consumers] == [("Cast", TensorProto.FLOAT)]
+
+
+def test_precision_lives_in_the_graph_head_stays_fp32(exported):
+    fp16 = onnx.load(str(exported.bundle / "model_fp16.onnx"))
+    init_types = {t.name: t.data_type for t in fp16.graph.initializer}
+    convs = {n.name: init_types[n.input[1]] for n in fp16.graph.node if n.op_type == "Conv"}
+    backbone = {t for name, t in convs.items() if name.startswith(("/model/teacher/", "/model/student/"))}
+    head = {t for name, t in convs.items() if name.startswith("/model/head/")}
+    assert backbone == {TensorProto.FLOAT16} and head == {TensorProto.FLOAT}
+    int8 = onnx.load(str(exported.bundle / "model_int8.onnx"))
+    producer = {o: n for n in int8.graph.node for o in n.output}
+    quantized = [producer[n.input[0]].name for n in int8.graph.node
+                 if n.op_type == "QuantizeLinear" and n.input[0] in producer]
+    assert quantized and not [q for q in quantized if q.startswith("/model/head/")]  # features yes, head no
+    inits = {t.name: t for t in int8.graph.initializer}
+    head_convs = [n for n in int8.graph.node if n.op_type == "Conv" and n.name.startswith("/model/head/")]
+    assert head_convs and all(inits[n.input[1]].data_type == TensorProto.FLOAT for n in head_convs)
+    qdq = [n for n in int8.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert all(inits[n.input[2]].data_type == TensorProto.INT8 for n in qdq if len(n.input) > 2)
+
+
+def test_topk_score_and_opset_24_export(trained_run):
+    from cdo_train.export.graph import export_onnx
+    from cdo_train.models import CDOModel, ModelConfig
+
+    model = CDOModel(ModelConfig("resnet18", image_size=64, teacher_weights="random", score_rule="topk_mean",
+                                 topk=50)).eval()
+    images = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    outs = []
+    for opset in (17, 24):
+        proto = export_onnx(model, opset=opset)
+        assert tensorrt_problems(proto) == [], opset
+        topk = [n for n in proto.graph.node if n.op_type == "TopK"]
+        assert len(topk) == 1
+        outs.append(run_onnx(onnx_session(proto.SerializeToString()), images))
+    np.testing.assert_allclose(outs[0][1], outs[1][1], atol=1e-5)
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=17):
+    g = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(inits))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _f(name, elem=TensorProto.FLOAT, shape=(1, 1, 4, 4)):
+    return helper.make_tensor_value_info(name, elem, list(shape))
+
+
+def _const(name, values, dtype=np.int64):
+    return onnx.numpy_helper.from_array(np.array(values, dtype=dtype), name)
+
+
+def test_walker_flags_each_known_parser_constraint():
+    u8 = TensorProto.UINT8
+    cases = {
+        "UINT8 is allowed only": _model([helper.make_node("Cast", ["image"], ["y"], to=u8)],
+                                        [_f("image", u8)], [_f("y", u8)]),
+        "feeds Relu": _model([helper.make_node("Relu", ["image"], ["y"])], [_f("image", u8)], [_f("y")]),
+        "axes input 'ax' is not a constant": _model(
+            [helper.make_node("ReduceSum", ["x", "ax"], ["y"])],
+            [_f("x"), helper.make_tensor_value_info("ax", TensorProto.INT64, [1])], [_f("y")]),
+        "antialiasing": _model([helper.make_node("Resize", ["x", "", "s"], ["y"], mode="linear", antialias=1)],
+                               [_f("x")], [_f("y")], [_const("s", [1, 1, 2, 2], np.float32)], opset=18),
+        "reflect padding of a non-float": _model(
+            [helper.make_node("Pad", ["x", "p"], ["y"], mode="reflect")],
+            [_f("x", TensorProto.INT32)], [_f("y", TensorProto.INT32)], [_const("p", [0, 0, 1, 1, 0, 0, 1, 1])]),
+        "K = 4000 >= 3840": _model([helper.make_node("TopK", ["x", "k"], ["v", "i"])], [_f("x", shape=(1, 5000))],
+                                   [_f("v"), _f("i", TensorProto.INT64)], [_const("k", [4000])]),
+        "opset 16 outside 17..24": _model([helper.make_node("Relu", ["x"], ["y"])], [_f("x")], [_f("y")], opset=16),
+        "custom domain": _model([helper.make_node("FusedConv", ["x"], ["y"], domain="com.microsoft")],
+                                [_f("x")], [_f("y")]),
+        "not supported by TensorRT": _model([helper.make_node("Unique", ["x"], ["y"])], [_f("x")], [_f("y")]),
+        "zero point is not a constant 0": _model(
+            [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])], [_f("x")], [_f("y", TensorProto.INT8)],
+            [_const("s", 0.1, np.float32), _const("z", 3, np.int8)]),
+    }
+    for needle, model in cases.items():
+        problems = tensorrt_problems(model)
+        assert any(needle in p for p in problems), (needle, problems)
+    ok = _model([helper.make_node("Cast", ["image"], ["y"], to=TensorProto.FLOAT)], [_f("image", u8)], [_f("y")])
+    assert tensorrt_problems(ok) == []
