@@ -81,7 +81,7 @@ def resolve_thresholds(
         )
     pixel = pixel_threshold if pixel_threshold is not None else meta.pixel_threshold
     pixel = float(image if pixel is None else pixel)
-    parts = ["--threshold" if threshold is not None else f"bundle"]
+    parts = ["--threshold" if threshold is not None else "bundle"]
     if sensitivity is not None:
         shift = sensitivity_shift(meta, float(image), float(sensitivity))
         image, pixel = float(image) + shift, pixel + shift

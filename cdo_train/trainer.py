@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -37,7 +36,7 @@ from .config import TrainConfig
 from .curriculum import build_schedule
 from .data import list_classes, list_samples, split_holdout
 from .difficulty import resolve_knobs
-from .evaluation import EvalSet, calibrate, evaluate, load_images, predict
+from .evaluation import calibrate, evaluate, load_images, predict
 from .loss import cdo_loss
 from .models import CDOModel, ModelConfig
 from .runio import RunWriter, save_model

@@ -10,7 +10,6 @@ slips (a parameter named ``in``), so they are copied and patched first.
 from __future__ import annotations
 
 import importlib.util
-import re
 import shutil
 import subprocess
 import sys
@@ -18,28 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.trt_stubs import patched_stubs
+
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = ROOT / "cdo_deploy" / "engine_build.py"
-
-
-def _stubs_dir() -> Path | None:
-    spec = importlib.util.find_spec("tensorrt")
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(loc) / "__init__.pyi").exists() and (Path(loc).parent / "tensorrt_bindings").is_dir():
-            return Path(loc).parent
-    return None
-
-
-def _patched_stubs(dst: Path) -> Path | None:
-    src = _stubs_dir()
-    if src is None:
-        return None
-    for pkg in ("tensorrt", "tensorrt_bindings"):
-        shutil.copytree(src / pkg, dst / pkg, ignore=shutil.ignore_patterns("*.py", "*.so", "__pycache__"))
-    for pyi in dst.rglob("*.pyi"):
-        text = re.sub(r"([(,] *)in: ", r"\1in_: ", pyi.read_text())  # 'in' is a keyword
-        pyi.write_text(text.replace("channel_axis: int)", "channel_axis: int = ...)"))
-    return dst
 
 
 def _mypy(cfg: Path, target: Path, cwd: Path) -> subprocess.CompletedProcess:
@@ -49,7 +30,7 @@ def _mypy(cfg: Path, target: Path, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy not installed (pip install mypy)")
 def test_engine_build_type_checks_against_tensorrt_stubs(tmp_path):
-    stubs = _patched_stubs(tmp_path / "stubs")
+    stubs = patched_stubs(tmp_path / "stubs")
     if stubs is None:
         pytest.skip("tensorrt-stubs not installed (pip install --no-deps tensorrt-stubs)")
     cfg = tmp_path / "mypy.ini"

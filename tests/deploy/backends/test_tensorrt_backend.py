@@ -16,8 +16,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.trt_stubs import patched_stubs
 
 from cdo_deploy.backends import BACKENDS, create_backend
 from cdo_deploy.errors import CdoError
@@ -65,38 +65,9 @@ def test_unavailable_tensorrt_is_a_one_line_cdo_error_naming_what_to_install(tmp
         create_backend("tensorrt", engine)
 
 
-def _stubs_root() -> Path | None:
-    """Where tensorrt-stubs lives: $CDO_TRT_STUBS, <venv>/tensorrt-stubs (pip install --no-deps
-    --target), or site-packages (pip install --no-deps tensorrt-stubs)."""
-    for cand in (os.environ.get("CDO_TRT_STUBS"), str(Path(sys.prefix) / "tensorrt-stubs")):
-        if cand and (Path(cand) / "tensorrt" / "__init__.pyi").exists():
-            return Path(cand)
-    spec = importlib.util.find_spec("tensorrt")
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(loc) / "__init__.pyi").exists():
-            return Path(loc).parent
-    return None
-
-
-def _patched_stubs(dst: Path) -> Path | None:
-    src = _stubs_root()
-    if src is None:
-        return None
-    for pkg in ("tensorrt", "tensorrt_bindings"):
-        if not (src / pkg).is_dir():
-            return None
-        shutil.copytree(src / pkg, dst / pkg, ignore=shutil.ignore_patterns("*.py", "*.so", "__pycache__"))
-    for pyi in dst.rglob("*.pyi"):
-        text = pyi.read_text()
-        text = re.sub(r"([(,] *)in: ", r"\1in_: ", text)  # 'in' is a keyword
-        text = text.replace("channel_axis: int)", "channel_axis: int = ...)")  # non-default after default
-        pyi.write_text(text)
-    return dst
-
-
 @pytest.mark.skipif(not _has("mypy"), reason="mypy not installed (pip install mypy)")
 def test_tensorrt_backend_type_checks_against_tensorrt_stubs(tmp_path):
-    stubs = _patched_stubs(tmp_path / "stubs")
+    stubs = patched_stubs(tmp_path / "stubs")
     if stubs is None:
         pytest.skip("tensorrt-stubs not installed (pip install --no-deps tensorrt-stubs)")
     cfg = tmp_path / "mypy.ini"
