@@ -1,14 +1,15 @@
 """The formats table: which model files of a bundle each backend runs.
 
 One table drives backend selection (``Inspector(backend="auto")``) and the
-rows of ``cdo-bench``. A bundle lists ONNX files under ``variants`` (fp32,
-fp16, int8, ...) and TensorRT engines built on the target machine under
-``engines``; each table row maps one of those ``model.json`` fields to the
-backend that runs it.
+rows of ``cdo-bench``. A bundle lists ONNX files (fp32, fp16, int8, ...) and
+AOTInductor packages (``aoti-fp16`` -> ``model_aoti_fp16.pt2``) under
+``variants`` and TensorRT engines built on the target machine under
+``engines``; each table row maps one of those ``model.json`` fields, filtered
+by file suffix, to the backend that runs it.
 
 Example:
     >>> [f.backend for f in FORMATS]
-    ['tensorrt', 'onnxruntime']
+    ['tensorrt', 'onnxruntime', 'torch']
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ class Format:
     default_variant: str
 
 
-#: In ``auto`` preference order: a TensorRT engine built for this machine first.
+#: In ``auto`` preference order: a TensorRT engine built for this machine first. AOTI packages
+#: (device- and torch-version-specific, torch needed) are only used when asked for: ``--backend torch``.
 FORMATS: tuple[Format, ...] = (
     Format("engine", "engines", "tensorrt", (".engine", ".plan", ".trt"), "fp16"),
     Format("onnx", "variants", "onnxruntime", (".onnx",), "fp32"),
+    Format("aoti", "variants", "torch", (".pt2",), "aoti-fp16"),
 )
 
 
@@ -78,7 +81,7 @@ def list_model_files(bundle_dir: str | Path, meta: BundleMeta, backend: str | No
         entries: dict[str, str] = getattr(meta, fmt.meta_field) or {}
         for variant, rel in entries.items():
             path = Path(bundle_dir) / rel
-            if path.is_file():
+            if path.suffix.lower() in fmt.suffixes and path.is_file():
                 out.append(ModelFile(fmt.backend, variant, path, fmt.name))
     return out
 
@@ -119,8 +122,9 @@ def resolve_model_file(
     pick = _pick(files, variant, fmt.default_variant)
     if pick is None:
         have = ", ".join(f.variant for f in files) or "none"
-        hint = (" (build a TensorRT engine for this machine and list it under 'engines' in model.json)"
-                if fmt.backend == "tensorrt" else " (re-run cdo-export)")
+        hint = {"tensorrt": " (build a TensorRT engine for this machine and list it under 'engines' in model.json)",
+                "torch": " (build an AOTI package on this machine: cdo-export --aoti, or "
+                         "python -m cdo_train.export.aoti RUN_DIR BUNDLE)"}.get(fmt.backend, " (re-run cdo-export)")
         raise CdoError(
             f"{bundle_dir}: no {fmt.name} file for backend {backend!r}"
             f"{f' variant {variant!r}' if variant else ''} (have: {have}){hint}"

@@ -4,11 +4,14 @@ Example:
     cdo-train --dataset mvtec2d --data-root demo_data --class-name weave --epochs 10
     cdo-train --config configs/paper.yaml --class-name all --MOM True --OOM True --gamma 2
     cdo-train --config configs/demo.yaml --config configs/curriculum_step.yaml --curriculum-param stages=3
+    cdo-train --config configs/demo.yaml --class-name all --nproc 4          # 4 GPUs (see cdo_train.distributed)
+    torchrun --standalone --nproc_per_node 4 -m cdo_train.cli --config configs/demo.yaml --class-name all
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -54,9 +57,13 @@ def _bool_option(name: str, dest: str, help: str):
 @click.option("--ordering", default=None, help="Per-sample ordering curriculum scorer: teacher or student.")
 @click.option("--ordering-param", "ordering_param", multiple=True, metavar="KEY=VALUE",
               help="Ordering parameter: start=0.3 (fraction of images at t=0), warmup_steps=20 (repeatable).")
+@click.option("--nproc", type=click.IntRange(1), default=None,
+              help="Train in N processes, one per GPU (DDP for one class, classes spread over the processes "
+                   "for several), with the fast GPU path; gloo on CPU. Under torchrun its world size is used.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("-v", "--verbose", count=True)
-def _cli(config_files, class_names, gpu_id, knobs, curriculum_param, ordering_param, no_progress, verbose, **flags):
+def _cli(config_files, class_names, gpu_id, knobs, curriculum_param, ordering_param, nproc, no_progress, verbose,
+         **flags):
     """Train CDO teacher/student models; one run folder per class and seed."""
     logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO, format="%(message)s")
     try:
@@ -80,9 +87,16 @@ def _cli(config_files, class_names, gpu_id, knobs, curriculum_param, ordering_pa
         if no_progress:
             overrides["progress"] = False
         cfg = cfg.merged(overrides)
-        results = train(cfg)
+        from .distributed import in_torchrun, launch
+
+        if nproc is not None or in_torchrun():
+            results = launch(cfg, nproc or int(os.environ["WORLD_SIZE"]))
+        else:
+            results = train(cfg)
     except CdoError as e:
         raise click.ClickException(str(e)) from None
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun every process runs this: the first one prints
     cols = ("image_auroc", "pixel_auroc", "pixel_ap", "aupro")
     click.echo(f"{'class':<16}{'seed':>6}" + "".join(f"{c:>13}" for c in cols) + f"{'time s':>9}")
     for r in results:
@@ -110,3 +124,7 @@ def _key_values(items: tuple[str, ...]) -> dict:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     _cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="cdo-train")
+
+
+if __name__ == "__main__":
+    main()

@@ -108,7 +108,9 @@ class DiscrepancyHead(nn.Module):
 
     def low_res_map(self, fe: list[torch.Tensor], fa: list[torch.Tensor]) -> torch.Tensor:
         """Summed, blurred discrepancy at level-0 resolution, (B, 1, H/4, W/4)."""
-        d = torch.stack(level_discrepancies(fe, fa), 0).sum(0)
+        from .triton_head import fused_level_sum  # Triton on CUDA without autograd; this reference otherwise
+
+        d = fused_level_sum(fe, fa)
         if self.pad > 0:
             p = self.pad
             d = F.conv2d(F.pad(d, (p, p, 0, 0), mode="reflect"), self.kx)

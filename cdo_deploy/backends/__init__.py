@@ -1,9 +1,9 @@
-"""Runtime backends: ONNX Runtime and native TensorRT, one registry.
+"""Runtime backends: ONNX Runtime, native TensorRT and PyTorch AOTInductor, one registry.
 
 Example:
     >>> from cdo_deploy.backends import BACKENDS, available_backends
     >>> BACKENDS.list()
-    ['onnxruntime', 'tensorrt']
+    ['onnxruntime', 'tensorrt', 'torch']
     >>> "onnxruntime" in available_backends()
     True
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from .base import BACKENDS, Backend, BackendOutput
 from .onnxruntime import OnnxRuntimeBackend
 from .tensorrt import TensorRTBackend
+from .torch_aoti import TorchAotiBackend
 
 __all__ = [
     "BACKENDS",
@@ -22,6 +23,7 @@ __all__ = [
     "BackendOutput",
     "OnnxRuntimeBackend",
     "TensorRTBackend",
+    "TorchAotiBackend",
     "available_backends",
     "create_backend",
 ]

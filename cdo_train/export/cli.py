@@ -4,6 +4,7 @@ Example:
     cdo-export result/exp/weave/seed_111 -o bundle
     cdo-export result/exp/weave/seed_111 -o bundle --fp16 --int8 --triton-repo triton_models
     cdo-export result/exp/weave/seed_111 -o bundle --fp16 --engine --engine-precision fp16   # on the GPU machine
+    cdo-export result/exp/weave/seed_111 -o bundle --aoti --max-batch 64     # torch backend, on the GPU machine
     cdo-export --list-formats
 """
 
@@ -47,6 +48,10 @@ def _list_formats() -> None:
 @click.option("--opt-batch", type=int, default=8, show_default=True, help="Batch to optimise for (engine, Triton).")
 @click.option("--max-batch", type=int, default=32, show_default=True, help="Largest batch (engine, Triton).")
 @click.option("--workspace-mb", type=int, default=2048, show_default=True, help="TensorRT builder workspace, MiB.")
+@click.option("--aoti", is_flag=True,
+              help="Also write an AOTInductor package for the torch backend (fp16 on this GPU, else fp32 CPU).")
+@click.option("--aoti-precision", type=click.Choice(("fp32", "fp16")), default=None,
+              help="AOTI backbone precision [fp16 on CUDA, fp32 on CPU].")
 @click.option("--triton-repo", type=click.Path(path_type=Path), default=None,
               help="Also write a Triton model repository there (<repo>/<name>/config.pbtxt, 1/model.onnx).")
 @click.option("--model-name", default="cdo", show_default=True, help="Triton model name.")

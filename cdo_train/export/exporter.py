@@ -236,6 +236,12 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
         if opts.engine:
             _engine(opts, tmp, rec, problems)
             meta = load_bundle_meta(tmp)
+        if opts.aoti:  # last model step: it casts the model's backbones in place
+            from .aoti import export_aoti
+
+            res = export_aoti(model, tmp, precision=opts.aoti_precision, max_batch=opts.max_batch)
+            rec.add("aoti", res.path, res.seconds)
+            meta = load_bundle_meta(tmp)
         if opts.triton_repo is not None:
             from .triton import write_triton_repo
 

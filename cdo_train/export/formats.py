@@ -8,7 +8,7 @@ anything is written, and ``cdo-export --list-formats``.
 
 Example:
     >>> [f.name for f in EXPORT_FORMATS]
-    ['onnx', 'onnx-fp16', 'onnx-int8', 'engine', 'triton']
+    ['onnx', 'onnx-fp16', 'onnx-int8', 'engine', 'aoti', 'triton']
     >>> ExportOptions(int8=True, engine=True, engine_precision="int8").formats()
     ['onnx', 'onnx-int8', 'engine']
 """
@@ -35,6 +35,7 @@ __all__ = [
 
 MIN_OPSET, MAX_OPSET = 17, 24
 ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
+AOTI_PRECISIONS = ("fp32", "fp16")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ EXPORT_FORMATS: tuple[ExportFormat, ...] = (
                  "pip install onnxruntime", True, True, "int8"),
     ExportFormat("engine", "--engine", "model_{precision}.engine", ("tensorrt",),
                  "pip install tensorrt (TensorRT >= 10, on the GPU machine that will run the engine)", False, True),
+    ExportFormat("aoti", "--aoti", "model_aoti_{precision}.pt2", ("torch",),
+                 "pip install 'cdo[train]' (torch; gcc for CPU packages), on the machine that will run it",
+                 True, True, "aoti-{precision}"),
     ExportFormat("triton", "--triton-repo", "<repo>/<model>/config.pbtxt", (), "nothing", True, True),
 )
 
@@ -117,6 +121,9 @@ class ExportOptions:
         engine_precision: ``fp32``, ``fp16`` or ``int8``; ``None`` = fp16.
         min_batch, opt_batch, max_batch: batch range of the engine profile and of Triton.
         workspace_mb: TensorRT builder workspace limit, MiB.
+        aoti: also write an AOTInductor package (``cdo_train.export.aoti``) for the torch backend,
+            compiled for this machine's GPU (fp16) or CPU (fp32).
+        aoti_precision: ``fp16`` or ``fp32``; ``None`` = fp16 on CUDA, fp32 on CPU.
         triton_repo: also write a Triton model repository there.
         model_name: Triton model name.
         simplify: ``None`` = simplify with onnxslim when installed; True requires it.
@@ -135,6 +142,8 @@ class ExportOptions:
     opt_batch: int = 8
     max_batch: int = 32
     workspace_mb: int = 2048
+    aoti: bool = False
+    aoti_precision: str | None = None
     triton_repo: Path | None = None
     model_name: str = "cdo"
     simplify: bool | None = None
@@ -157,7 +166,8 @@ class ExportOptions:
     def formats(self) -> list[str]:
         """Names of the table rows this export writes, in table order."""
         wanted = {"onnx", "onnx-fp16" if self.wants_fp16() else "", "onnx-int8" if self.int8 else "",
-                  "engine" if self.engine else "", "triton" if self.triton_repo is not None else ""}
+                  "engine" if self.engine else "", "aoti" if self.aoti else "",
+                  "triton" if self.triton_repo is not None else ""}
         return [f.name for f in EXPORT_FORMATS if f.name in wanted]
 
     def validate(self) -> "ExportOptions":
@@ -179,6 +189,10 @@ class ExportOptions:
             raise CdoError("--engine-precision only applies to --engine")
         if self.engine_precision is not None and self.engine_precision not in ENGINE_PRECISIONS:
             raise CdoError(f"--engine-precision must be one of {', '.join(ENGINE_PRECISIONS)}")
+        if self.aoti_precision is not None and not self.aoti:
+            raise CdoError("--aoti-precision only applies to --aoti")
+        if self.aoti_precision is not None and self.aoti_precision not in AOTI_PRECISIONS:
+            raise CdoError(f"--aoti-precision must be one of {', '.join(AOTI_PRECISIONS)}")
         if self.engine and self.precision == "int8" and not self.int8:
             raise CdoError("--engine-precision int8 needs --int8 (the engine is built from model_int8.onnx)")
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:

@@ -111,6 +111,8 @@ def variant_report(bundle_dir: str | Path, run_dir: str | Path | None = None, ba
     ref_maps, ref_scores = torch_reference(model, test.images)
     rows = [row("pytorch", ref_maps, ref_scores, ref_scores, (None, None))]
     for variant, file in meta.variants.items():
+        if not file.endswith(".onnx"):
+            continue  # AOTI packages (.pt2) run in the torch backend, not ONNX Runtime
         sess = onnx_session(bundle / file, threads)
         maps, scores = run_onnx(sess, test.images, batch)
         rows.append(row(variant, maps, scores, ref_scores, _latency(sess, test.images, batch, repeats)))

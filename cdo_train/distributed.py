@@ -1,0 +1,398 @@
+"""Fast and multi-process training: DistributedDataParallel, GPU-side anomalies, throughput.
+
+The same run folders, metrics and checkpoints as :func:`cdo_train.trainer.train`,
+from N processes (one per GPU; gloo on CPU for tests, nccl on CUDA)::
+
+    cdo-train ... --nproc 2                                        # spawns the processes itself
+    torchrun --standalone --nproc_per_node 2 -m cdo_train.cli ...  # or the launcher's world size
+
+How the work is split (:func:`train_distributed`): the (class, seed) runs are
+spread over the processes. With at least as many runs as processes each
+process trains whole runs alone (the better split for ``--class-name all``: no
+communication at all); with fewer, the processes are cut into one process
+group per run and each group trains its run with DDP.
+
+Within a DDP group every process sees the same global batches (the trainer's
+seeded permutation) and the same synthetic anomalies, and trains on its
+contiguous shard of each batch (padded by wrap-around like
+``DistributedSampler``, so every process takes the same number of steps);
+DDP averages the student gradients. Only the group's first process evaluates,
+calibrates, writes the run folder and saves the one checkpoint; the others
+wait at a barrier. Differences to one process: BatchNorm statistics and the
+loss's normalisation are per shard, so metrics agree within noise.
+
+Speed (CUDA): AMP and channels-last, the uint8 training set resident on the
+GPU (decoded once: no loader workers needed) and synthetic anomalies made on
+the GPU (:func:`synthesize_on_device`). Records get ``images_per_s``;
+``throughput.json`` holds the run's training images/s (evaluation excluded).
+
+Example:
+    >>> from cdo_train.config import TrainConfig
+    >>> runs = launch(TrainConfig(data_root="demo_data", class_names=("weave",)), nproc=2)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from cdo_deploy.errors import CdoError
+
+from .anomalies import SynthParams, butterworth_lowpass, foreground_mask, synthesize
+from .config import TrainConfig
+from .curriculum import build_schedule
+from .data import list_samples, split_holdout
+from .difficulty import resolve_knobs
+from .evaluation import calibrate, evaluate, load_images, predict
+from .loss import cdo_loss
+from .models import CDOModel, ModelConfig
+from .runio import RunWriter, save_model
+from .trainer import RunResult, _batches, _class_names, resolve_device
+
+__all__ = ["DistContext", "in_torchrun", "launch", "shard", "synthesize_on_device", "train_distributed",
+           "train_one_distributed"]
+
+log = logging.getLogger(__name__)
+
+#: keep the training set on the GPU up to this size (bytes); above it, pinned host memory.
+GPU_RESIDENT_BYTES = 4 << 30
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands: its global rank and the process group of its run.
+
+    Attributes:
+        rank, world_size, local_rank: global rank, number of processes, rank on this machine (its GPU).
+        group, group_rank, group_size: the run's process group (``None``: trained alone), rank and size in it.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    group: Any = None
+    group_rank: int = 0
+    group_size: int = 1
+
+    @property
+    def is_main(self) -> bool:  # this process writes the run folder
+        return self.group_rank == 0
+
+
+def in_torchrun() -> bool:
+    """Whether torchrun (or :func:`launch`) started this process as one of several."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+def shard(idx: torch.Tensor, rank: int, size: int) -> torch.Tensor:
+    """This process's contiguous share of a global batch of indices, padded by wrap-around.
+
+    Example:
+        >>> [shard(torch.arange(5), r, 2).tolist() for r in range(2)]
+        [[0, 1, 2], [3, 4, 0]]
+    """
+    n = len(idx)
+    per = math.ceil(n / size)
+    padded = idx[torch.arange(per * size) % n]
+    return padded[rank * per:(rank + 1) * per]
+
+
+def synthesize_on_device(images: torch.Tensor, params: SynthParams, generator: torch.Generator,
+                         foreground_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`cdo_train.anomalies.synthesize` with the heavy work on ``images.device``.
+
+    Counts and rectangles come from the CPU ``generator`` as in ``synthesize`` (same
+    masks for the same seed); the noise from a device generator seeded by one draw
+    of it (deterministic, not the CPU path's numbers); masks are one vectorised test.
+    Arguments and result (images (B,3,H,W) in [0, 1], mask (B,1,H,W)) as for ``synthesize``;
+    realistic anomalies (``params.realistic > 0``) take ``synthesize`` itself.
+    """
+    if getattr(params, "realistic", 0.0) > 0.0:  # realistic shapes (cdo_train.anomaly_shapes) run on the CPU
+        return synthesize(images, params, generator, foreground_only)
+    b, _, h, w = images.shape
+    dev = images.device
+    counts = torch.randint(params.count_min, params.count_max + 1, (b,), generator=generator)
+    kmax = max(params.count_max, 1)
+    geo = torch.rand(b, kmax, 4, generator=generator).double()  # float64: the CPU path's Python floats
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    lo, hi = params.half_min, params.half_max
+    hh = (h * (lo + (hi - lo) * geo[..., 2])).long().clamp_min(1)
+    hw = (w * (lo + (hi - lo) * geo[..., 3])).long().clamp_min(1)
+    cy, cx = (geo[..., 0] * h).long(), (geo[..., 1] * w).long()
+    on = torch.arange(kmax)[None, :] < counts[:, None]
+    box = torch.stack([(cy - hh).clamp_min(0), cy + hh, (cx - hw).clamp_min(0), cx + hw], -1)  # (B, K, 4)
+    box = box.to(dev)[..., None, None]
+    ys = torch.arange(h, device=dev).view(1, 1, h, 1)
+    xs = torch.arange(w, device=dev).view(1, 1, 1, w)
+    inside = (ys >= box[..., 0, :, :]) & (ys < box[..., 1, :, :]) & (xs >= box[..., 2, :, :]) & (xs < box[..., 3, :, :])
+    mask = (inside & on.to(dev)[..., None, None]).any(1, keepdim=True).to(images.dtype)
+    noise = torch.rand(b, 3, h, w, generator=torch.Generator(device=dev).manual_seed(seed), device=dev)
+    if params.cutoff is not None:
+        noise = 0.5 + butterworth_lowpass(noise - 0.5, params.cutoff)
+    if params.amplitude != 1.0:
+        noise = 0.5 + (noise - 0.5) * params.amplitude
+    noise = noise.clamp(0.0, 1.0).to(images.dtype)
+    if foreground_only:
+        mask = mask * foreground_mask(images)
+    alpha = mask * params.opacity
+    return images * (1.0 - alpha) + noise * alpha, mask
+
+
+def _mean(value: float, ctx: DistContext, device: torch.device) -> float:
+    if ctx.group_size == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)  # the loss averaged over the group
+    dist.all_reduce(t, group=ctx.group)
+    return float(t) / ctx.group_size
+
+
+def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: DistContext) -> RunResult | None:
+    """Train one (class, seed) run on the processes of ``ctx.group``.
+
+    Returns:
+        The run's result on the group's first process, ``None`` on the others.
+
+    Raises:
+        CdoError: as :func:`cdo_train.trainer.train_one`, and for the per-sample
+            ``ordering`` curriculum (not supported here).
+    """
+    if cfg.ordering is not None:
+        raise CdoError("--ordering is not supported with --nproc (train without --nproc)")
+    t_start = time.time()
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and ctx.world_size > 1:
+        device = torch.device("cuda", ctx.local_rank)  # one GPU per process
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    folder_class = None if (cfg.dataset == "folder" and class_name == "folder") else class_name
+    train_samples = list_samples(cfg.dataset, cfg.data_root, folder_class, "train")
+    if cfg.max_train_images:
+        train_samples = train_samples[: cfg.max_train_images]
+    train_samples, holdout = split_holdout(train_samples, cfg.holdout_fraction, seed)
+    if not train_samples:
+        raise CdoError(f"no training images left for {class_name} after the hold-out split")
+    size = cfg.image_size
+    train_imgs = torch.from_numpy(load_images(train_samples, size).images)  # (N,H,W,3) uint8
+    cuda = device.type == "cuda"
+    if cuda:
+        on_gpu = train_imgs.numel() <= GPU_RESIDENT_BYTES
+        train_imgs = train_imgs.to(device) if on_gpu else train_imgs.pin_memory()
+    test = held = None
+    if ctx.is_main:  # only the first process evaluates
+        test_samples = list_samples(cfg.dataset, cfg.data_root, folder_class, "test")
+        test = load_images(test_samples, size) if test_samples else None
+        held = load_images(holdout, size) if holdout else None
+
+    mcfg = ModelConfig(cfg.backbone, size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights)
+    model = CDOModel(mcfg).to(device)
+    model = model.to(memory_format=torch.channels_last) if cuda else model
+    student: torch.nn.Module = model.student
+    if ctx.group_size > 1:
+        student = torch.nn.parallel.DistributedDataParallel(
+            model.student, device_ids=[device.index] if cuda else None, process_group=ctx.group,
+            gradient_as_bucket_view=True)
+    opt = torch.optim.AdamW(model.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
+    schedule = build_schedule(cfg.curriculum, cfg.curriculum_params, seed=seed)
+    use_amp = cfg.amp and cuda
+    gen = torch.Generator().manual_seed(seed)
+    writer = RunWriter(cfg, class_name, seed) if ctx.is_main else None
+    steps_per_epoch = math.ceil(len(train_imgs) / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    base = SynthParams.from_dict(cfg.synth) if getattr(cfg, "synth", None) else SynthParams()
+    step, n_images, train_s = 0, 0, 0.0
+    last: dict[str, Any] = {}
+    state: dict[str, Any] = {}
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        losses, ts = [], []
+        if cuda:
+            torch.cuda.synchronize(device)
+        t_epoch, n_epoch = time.perf_counter(), 0
+        for idx in _batches(len(train_imgs), cfg.batch_size, gen):
+            t = float(min(1.0, max(0.0, schedule.difficulty(step / max(1, total_steps - 1)))))
+            params, gamma = resolve_knobs(cfg.knobs, t, base, cfg.gamma, cfg.knob_ranges)
+            if cuda:
+                x = train_imgs[idx.to(train_imgs.device)].to(device, non_blocking=True)
+                x = x.permute(0, 3, 1, 2).float().div_(255.0)
+                x, mask = synthesize_on_device(x, params, gen, cfg.foreground_only) if cfg.mom else (x, None)
+            else:  # the trainer's own CPU path: same draws, same numbers
+                x = train_imgs[idx].permute(0, 3, 1, 2).float().div_(255.0)
+                x, mask = synthesize(x, params, gen, cfg.foreground_only) if cfg.mom else (x, None)
+            mine = shard(torch.arange(len(idx)), ctx.group_rank, ctx.group_size).to(x.device)
+            x = x[mine]
+            mask = mask[mine] if mask is not None else None
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                xn = (x - model.mean) / model.std
+                with torch.no_grad():
+                    fe = list(model.teacher(xn))
+                fa = list(student(xn))
+            loss = cdo_loss(fe, fa, mask, gamma=gamma, oom=cfg.oom)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            lv = _mean(float(loss.detach()), ctx, device)
+            if not math.isfinite(lv):
+                raise CdoError(f"training diverged at epoch {epoch} (loss {lv}); lower --lr or --gamma")
+            schedule.observe(lv)
+            losses.append(lv)
+            ts.append(t)
+            state = {"difficulty": t, "gamma": gamma, **params.__dict__, **schedule.state()}
+            step += 1
+            n_epoch += len(idx)
+        if cuda:
+            torch.cuda.synchronize(device)
+        epoch_s = time.perf_counter() - t_epoch
+        train_s += epoch_s
+        n_images += n_epoch
+        sched.step()
+        record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0],
+                                  **state, "difficulty_mean": float(np.mean(ts)),
+                                  "images_per_s": round(n_epoch / max(epoch_s, 1e-9), 1)}
+        if writer is not None:
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                if test is not None:
+                    record.update(evaluate(model, test, device, cfg.batch_size))
+                writer.log_eval(record)
+                last = record
+            writer.log_scalars(record)
+        if ctx.group_size > 1:
+            dist.barrier(group=ctx.group)  # the others wait while the first process evaluates
+    if writer is None:
+        return None
+    save_model(model, writer.run_dir)
+    throughput = {"images_per_s": round(n_images / max(train_s, 1e-9), 1), "train_seconds": round(train_s, 3),
+                  "images": n_images, "processes": ctx.group_size, "device": str(device), "amp": use_amp,
+                  "channels_last": cuda, "batch_size": cfg.batch_size, "image_size": size, "backbone": cfg.backbone}
+    writer.write_json("throughput.json", throughput)
+    log.info("%s s%d: %.1f training images/s on %d process(es) (%s)", class_name, seed, n_images / max(train_s, 1e-9),
+             ctx.group_size, device)
+    calib = calibrate(model, held, test, last, device, cfg.batch_size)
+    writer.write_json("calibration.json", calib)
+    if test is not None:
+        writer.figures(predict(model, test.images, device, cfg.batch_size), test)
+    summary = writer.finish(last, time.time() - t_start)
+    return RunResult(writer.run_dir, class_name, seed, summary["last"], summary["best"], time.time() - t_start)
+
+
+def _split(n_runs: int, world: int) -> list[list[int]]:
+    """Ranks per run group: whole runs per process when ``n_runs >= world``, else contiguous rank blocks."""
+    if n_runs >= world:
+        return [[r] for r in range(world)]
+    return [list(range(g * world // n_runs, (g + 1) * world // n_runs)) for g in range(n_runs)]
+
+
+def train_distributed(cfg: TrainConfig) -> list[RunResult]:
+    """Train every requested class and seed over the processes of this job.
+
+    Call it in every process (torchrun or :func:`launch` set ``RANK``,
+    ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); without
+    them it trains in this process alone (the fast single-GPU path).
+
+    Returns:
+        Every run's result, in (class, seed) order, on every process.
+    """
+    runs = [(c, cfg.seed + k) for c in _class_names(cfg) for k in range(cfg.seeds)]
+    if not in_torchrun():
+        ctx = DistContext()
+        return [r for c, s in runs if (r := train_one_distributed(cfg, c, s, ctx)) is not None]
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    cuda = resolve_device(cfg.device).type == "cuda"
+    if cuda:
+        if local >= torch.cuda.device_count():
+            raise CdoError(f"process {rank} wants GPU {local} but only {torch.cuda.device_count()} are present; "
+                           f"use --nproc <= {torch.cuda.device_count()}")
+        torch.cuda.set_device(local)
+    owns_pg = not dist.is_initialized()
+    if owns_pg:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        blocks = _split(len(runs), world)
+        groups = [dist.new_group(b) if len(b) > 1 else None for b in blocks]  # every rank creates every group
+        mine: list[RunResult] = []
+        for g, ranks in enumerate(blocks):
+            if rank not in ranks:
+                continue
+            ctx = DistContext(rank, world, local, groups[g], ranks.index(rank), len(ranks))
+            todo = runs[g::len(blocks)] if len(runs) >= world else [runs[g]]
+            for c, s in todo:
+                res = train_one_distributed(cfg, c, s, ctx)
+                if res is not None:
+                    mine.append(res)
+        gathered: list[list[RunResult]] = [[] for _ in range(world)]
+        dist.all_gather_object(gathered, mine)
+    finally:
+        if owns_pg:
+            dist.destroy_process_group()
+    order = {run: i for i, run in enumerate(runs)}
+    return sorted((r for part in gathered for r in part), key=lambda r: order[(r.class_name, r.seed)])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _worker(rank: int, cfg: TrainConfig, nproc: int, port: int, out: str, level: int) -> None:
+    logging.basicConfig(level=level if rank == 0 else logging.WARNING, format=f"[rank {rank}] %(message)s")
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nproc),
+                       "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    try:
+        results = train_distributed(cfg)
+    except CdoError as e:
+        results = e
+    if rank == 0 or isinstance(results, CdoError):
+        with open(f"{out}.{rank}", "wb") as f:
+            pickle.dump(results, f)
+
+
+def launch(cfg: TrainConfig, nproc: int) -> list[RunResult]:
+    """Start ``nproc`` local processes (like ``torchrun --standalone``) and train in all of them.
+
+    Raises:
+        CdoError: bad ``nproc``, more processes than GPUs, or the first error a process hit.
+    """
+    if nproc < 1:
+        raise CdoError(f"--nproc must be >= 1, got {nproc}")
+    if nproc == 1 or in_torchrun():  # one process, or already one of torchrun's
+        return train_distributed(cfg)
+    if resolve_device(cfg.device).type == "cuda" and nproc > torch.cuda.device_count():
+        raise CdoError(f"--nproc {nproc}: only {torch.cuda.device_count()} GPU(s) present (one process per GPU)")
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory(prefix="cdo-ddp-") as tmp:
+        out = str(Path(tmp) / "result")
+        failure: Exception | None = None
+        try:
+            mp.start_processes(_worker, args=(cfg, nproc, _free_port(), out, logging.getLogger().level or 20),
+                               nprocs=nproc, join=True, start_method="spawn")
+        except mp.ProcessRaisedException as e:  # a bug: keep the worker's traceback text
+            raise RuntimeError(f"a training process failed:\n{e}") from None
+        except mp.ProcessExitedException as e:
+            failure = e
+        results = {}
+        for path in sorted(Path(tmp).glob("result.*")):
+            with open(path, "rb") as f:
+                results[path.suffix] = pickle.load(f)
+        for res in results.values():
+            if isinstance(res, CdoError):
+                raise res  # a user error (same message on every process)
+        if failure is not None or ".0" not in results:
+            raise RuntimeError(f"a training process died: {failure}")
+        return results[".0"]

@@ -1,0 +1,82 @@
+"""Multi-process training (``cdo_train.distributed``): sharding, GPU-side anomalies, DDP with gloo on CPU.
+
+The two-process runs spawn fresh interpreters on the 2 shared CPU cores (about
+a minute together), so they are slow-marked.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cdo_deploy.errors import CdoError
+from cdo_train.anomalies import SynthParams, synthesize
+from cdo_train.config import TrainConfig
+from cdo_train.distributed import _split, launch, shard, synthesize_on_device
+
+
+def test_shards_cover_a_batch_with_equal_sizes():
+    idx = torch.tensor([7, 3, 9, 1, 4])
+    parts = [shard(idx, r, 2) for r in range(2)]
+    assert [p.tolist() for p in parts] == [[7, 3, 9], [1, 4, 7]]  # padded by wrap-around
+    assert shard(idx, 0, 1).tolist() == idx.tolist()
+    assert [shard(torch.tensor([5]), r, 3).tolist() for r in range(3)] == [[5], [5], [5]]
+
+
+def test_runs_are_split_whole_when_there_are_enough_else_into_groups():
+    assert _split(3, 2) == [[0], [1]]  # each process trains whole runs
+    assert _split(1, 2) == [[0, 1]]  # one DDP group
+    assert _split(2, 4) == [[0, 1], [2, 3]]
+    assert _split(2, 3) == [[0], [1, 2]]
+
+
+@pytest.mark.parametrize("params", [SynthParams(), SynthParams(count_min=2, half_max=0.3, opacity=0.5),
+                                    SynthParams(cutoff=0.1, amplitude=0.5)])
+def test_device_anomalies_have_the_cpu_paths_rectangles(params):
+    x = torch.rand(6, 3, 40, 48)
+    cpu_x, cpu_m = synthesize(x, params, torch.Generator().manual_seed(3))
+    dev_x, dev_m = synthesize_on_device(x, params, torch.Generator().manual_seed(3))
+    assert torch.equal(cpu_m, dev_m)  # same draws, same geometry
+    assert dev_x.shape == x.shape and dev_m.shape == (6, 1, 40, 48)
+    keep = dev_m == 0
+    assert torch.equal(dev_x.masked_select(keep), x.masked_select(keep))  # untouched outside the rectangles
+    assert float(dev_x.min()) >= 0.0 and float(dev_x.max()) <= 1.0
+    again, _ = synthesize_on_device(x, params, torch.Generator().manual_seed(3))
+    assert torch.equal(again, dev_x)  # deterministic per seed
+
+
+def test_bad_nproc_is_a_user_error():
+    with pytest.raises(CdoError, match="--nproc"):
+        launch(TrainConfig(), 0)
+
+
+def _cfg(root, out, classes=("weave",)) -> TrainConfig:
+    return TrainConfig(data_root=str(root), class_names=classes, image_size=64, batch_size=4, epochs=2,
+                       eval_every=1, progress=False, backbone="resnet18", teacher_weights="random", device="cpu",
+                       output_dir=str(out), name="ddp")
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_and_write_one_checkpoint(tiny_demo_root, tmp_path):
+    one = launch(_cfg(tiny_demo_root, tmp_path / "one"), 1)
+    two = launch(_cfg(tiny_demo_root, tmp_path / "two"), 2)
+    assert [(r.class_name, r.seed) for r in two] == [("weave", 111)]
+    a, b = one[0].last, two[0].last
+    assert b["loss"] == pytest.approx(a["loss"], rel=0.05)  # per-shard BatchNorm and loss normalisation
+    assert abs(b["pixel_auroc"] - a["pixel_auroc"]) < 0.05 and abs(b["image_auroc"] - a["image_auroc"]) <= 0.2
+    assert sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*.safetensors")) == [
+        two[0].run_dir.relative_to(tmp_path / "two") / "model.safetensors"]
+    tp = json.loads((two[0].run_dir / "throughput.json").read_text())
+    assert tp["processes"] == 2 and tp["images_per_s"] > 0 and tp["images"] == 14  # 2 epochs x 7 images
+    lines = (two[0].run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(x)["images_per_s"] > 0 for x in lines)  # one writer
+
+
+@pytest.mark.slow
+def test_two_classes_on_two_processes_train_one_class_each(tiny_demo_root, tmp_path):
+    res = launch(_cfg(tiny_demo_root, tmp_path, ("weave", "grain")), 2)
+    assert [(r.class_name, json.loads((r.run_dir / "throughput.json").read_text())["processes"]) for r in res] == [
+        ("weave", 1), ("grain", 1)]
+    assert len(list(tmp_path.rglob("model.safetensors"))) == 2
