@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.cdo-installed
 DEMO_DIR ?= demo_out
 
-.PHONY: venv test demo curriculum-demo clean
+.PHONY: venv test demo curriculum-demo gpu-check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: venv
 # a small curriculum comparison on the demo data, on CPU (~20 min on 2 cores)
 curriculum-demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/curriculum_demo.sh $(DEMO_DIR)/curriculum
+
+# the one script for a GPU machine: CUDA tests, cdo-bench over all backends, training throughput
+gpu-check: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/gpu_check.sh
 
 clean:
 	rm -rf $(DEMO_DIR) result .pytest_cache
