@@ -19,9 +19,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 
 import torch
+
+from cdo_deploy.errors import CdoError
 
 __all__ = ["SynthParams", "butterworth_lowpass", "foreground_mask", "synthesize"]
 
@@ -36,6 +39,13 @@ class SynthParams:
         amplitude: noise band width around mid-grey (1 = full [0, 1]).
         cutoff: Butterworth low-pass cutoff in cycles/pixel (None = white noise).
         opacity: blending of the noise over the image (1 = pasted).
+        realistic: share of the anomalous images whose anomaly is realistic instead of the
+            paper's (``cdo_train.anomaly_shapes``); 0 = the paper's generator, bit for bit.
+        perlin: share of the realistic anomalies with an irregular Perlin mask (else rectangles).
+        fill_image: share filled from another image of the batch (similar material).
+        fill_tint: share filled with the image itself, colour-tinted (stain-like); the rest
+            gets the paper's noise.
+        opacity_min: realistic anomalies' opacity is drawn in ``[opacity_min, 1] * opacity``.
     """
 
     count_min: int = 0
@@ -45,6 +55,35 @@ class SynthParams:
     amplitude: float = 1.0
     cutoff: float | None = None
     opacity: float = 1.0
+    realistic: float = 0.0
+    perlin: float = 1.0
+    fill_image: float = 0.5
+    fill_tint: float = 0.25
+    opacity_min: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("realistic", "perlin", "fill_image", "fill_tint", "opacity_min", "opacity", "amplitude"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise CdoError(f"synthetic anomalies: {name} must be in [0, 1], got {value}")
+        if self.fill_image + self.fill_tint > 1.0 + 1e-9:
+            raise CdoError(f"synthetic anomalies: fill_image + fill_tint must be <= 1, got "
+                           f"{self.fill_image} + {self.fill_tint}")
+        if not (0 <= self.count_min <= self.count_max and 0.0 < self.half_min <= self.half_max):
+            raise CdoError("synthetic anomalies: need 0 <= count_min <= count_max and 0 < half_min <= half_max")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SynthParams":
+        """Build from a config mapping (``synth:`` in YAML); unknown keys fail with suggestions."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(values, dict):
+            raise CdoError(f"synth must be a mapping of field: value, got {values!r}")
+        for key in values:
+            if key not in names:
+                close = difflib.get_close_matches(str(key), names, n=3)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise CdoError(f"unknown synth key {key!r}{hint}; known: {', '.join(names)}")
+        return cls(**values)
 
     def replace(self, **kw) -> "SynthParams":
         return dataclasses.replace(self, **kw)
@@ -106,9 +145,16 @@ def synthesize(
         noise = 0.5 + butterworth_lowpass(noise - 0.5, params.cutoff)
     if params.amplitude != 1.0:
         noise = 0.5 + (noise - 0.5) * params.amplitude
-    noise = noise.clamp(0.0, 1.0).to(images.device, images.dtype)
+    noise = noise.clamp(0.0, 1.0)
+    opacity: torch.Tensor | float = params.opacity
+    if params.realistic > 0.0:  # extra draws only here: the paper's path stays bit-identical
+        from .anomaly_shapes import realistic_anomalies
+
+        noise, mask, op = realistic_anomalies(images.detach().float().cpu(), mask, noise, counts, params, generator)
+        opacity = op.view(b, 1, 1, 1).to(images.device, images.dtype)
+    noise = noise.to(images.device, images.dtype)
     mask = mask.to(images.device, images.dtype)
     if foreground_only:
         mask = mask * foreground_mask(images)
-    alpha = mask * params.opacity
+    alpha = mask * opacity
     return images * (1.0 - alpha) + noise * alpha, mask

@@ -62,6 +62,7 @@ class TrainConfig:
     knobs: tuple[str, ...] = ()
     curriculum_params: dict[str, Any] = field(default_factory=dict)
     knob_ranges: dict[str, Any] = field(default_factory=dict)
+    synth: dict[str, Any] = field(default_factory=dict)
     ordering: str | None = None
     ordering_params: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
@@ -86,6 +87,10 @@ class TrainConfig:
         from .backbones import BACKBONES
 
         BACKBONES.get(self.backbone)  # unknown names fail early, with suggestions
+        if self.synth:
+            from .anomalies import SynthParams
+
+            SynthParams.from_dict(self.synth)  # unknown keys / bad values fail here
         if self.curriculum != "none" or self.knobs or self.curriculum_params or self.knob_ranges or self.ordering:
             self._check_curriculum()
 

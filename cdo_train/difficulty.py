@@ -15,6 +15,7 @@ blending   anomaly opacity                      1.0     0.5     yes
 size       patch-size factor                    1.0     0.5     yes
 count      max patches per image (area-kept)    4       16      yes
 gamma      OOM focusing exponent                0.0     config  no: gamma 0 at t = 0 (loss knob)
+realism    share of realistic anomalies         0.0     1.0     yes (0 = the paper's rectangles)
 =========  ===================================  ======  ======  ===============================
 
 ``frequency`` interpolates the cutoff geometrically from 0.5 (Nyquist, about
@@ -109,6 +110,12 @@ def _count(t, p, gamma, easy, hard):
 @knob("gamma", 0.0, None, (0.0, 16.0), nullable="hard")
 def _gamma(t, p, gamma, easy, hard):
     return p, _lerp(easy, gamma if hard is None else hard, t)
+
+
+@knob("realism", 0.0, 1.0, (0.0, 1.0))
+def _realism(t, p, gamma, easy, hard):
+    # Perlin masks, fills from the training data, opacity range: cdo_train.anomaly_shapes
+    return p.replace(realistic=_lerp(easy, hard, t)), gamma
 
 
 def validate_knobs(knobs: list[str] | tuple[str, ...], ranges: dict[str, Any] | None = None) -> None:

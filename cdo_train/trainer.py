@@ -142,6 +142,7 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
     steps_per_epoch = math.ceil(len(train_imgs) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     ordering = _ordering(cfg, model, train_imgs, train_samples, device, seed, writer)
+    base_params = SynthParams.from_dict(cfg.synth)  # {} = the paper's generator
     step = 0
     last: dict[str, Any] = {}
     state: dict[str, Any] = {}
@@ -156,7 +157,7 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
             batches = ordering.batches(t_epoch, steps_per_epoch, cfg.batch_size, gen)
         for idx in batches:
             t = float(min(1.0, max(0.0, schedule.difficulty(step / max(1, total_steps - 1)))))
-            params, gamma = resolve_knobs(cfg.knobs, t, SynthParams(), cfg.gamma, cfg.knob_ranges)
+            params, gamma = resolve_knobs(cfg.knobs, t, base_params, cfg.gamma, cfg.knob_ranges)
             x = train_imgs[idx].permute(0, 3, 1, 2).float().div_(255.0)
             mask = None
             if cfg.mom:

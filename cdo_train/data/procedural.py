@@ -7,6 +7,9 @@ Two registries are the extension points:
 * ``DEMO_DEFECTS``: defect name -> ``DefectFn`` painting one defect and returning
   its exact ground-truth mask (the mask is *exactly* the set of changed pixels).
 
+Hard classes (``turf``, ``cells``, ``speckle``) and subtle defects (``faint_scratch``,
+``soft_stain``, ``patch``, ``pit``) live in ``procedural_hard.py`` and register here on import.
+
 Textures return float32 RGB in ``[0, 1]`` plus the region where defects may lie.
 Everything draws from the ``np.random.Generator`` it is given, so the same
 generator state gives the same pixels.
@@ -156,19 +159,29 @@ def _scale(image: np.ndarray) -> float:
     return image.shape[0] / 256.0
 
 
-def _scratch(image: np.ndarray, region: np.ndarray, rng: np.random.Generator, strength: float):
-    """A thin, slightly curved line, darker or lighter than the surface."""
-    s = _scale(image)
+def _curved_line(region: np.ndarray, rng: np.random.Generator, s: float, n_points: int, width: int) -> np.ndarray:
+    """Mask of a thin, slightly curved polyline inside ``region`` (shared by the scratch defects)."""
     x, y = _centre(region, rng, int(12 * s) + 1)
     angle, length = rng.uniform(0, np.pi), rng.uniform(40, 80) * s
     bend = rng.uniform(-0.4, 0.4)
-    t = np.linspace(-0.5, 0.5, 6)
+    t = np.linspace(-0.5, 0.5, n_points)
     pts = np.stack([x + length * t * np.cos(angle + bend * t), y + length * t * np.sin(angle + bend * t)], 1)
     canvas = np.zeros(region.shape, np.uint8)
-    cv2.polylines(canvas, [np.round(pts).astype(np.int32)], False, 1, max(1, round(2 * s)), cv2.LINE_8)
-    mask = (canvas > 0) & region
-    colour = np.array([0.08, 0.07, 0.06] if rng.random() < 0.5 else [0.98, 0.97, 0.95], np.float32)
-    return _blend(image, mask, colour, min(1.0, 0.6 * strength)), mask
+    cv2.polylines(canvas, [np.round(pts).astype(np.int32)], False, 1, width, cv2.LINE_8)
+    return (canvas > 0) & region
+
+
+def _line_defect(image, region, rng, n_points: int, width: float, dark, light, alpha: float):
+    """A curved line blended towards ``dark`` or ``light`` (RGB in [0, 1]) with opacity ``alpha``."""
+    s = _scale(image)
+    mask = _curved_line(region, rng, s, n_points, max(1, round(width * s)))
+    colour = np.array(dark if rng.random() < 0.5 else light, np.float32)
+    return _blend(image, mask, colour, min(1.0, alpha)), mask
+
+
+def _scratch(image: np.ndarray, region: np.ndarray, rng: np.random.Generator, strength: float):
+    """A thin, slightly curved line, darker or lighter than the surface."""
+    return _line_defect(image, region, rng, 6, 2, [0.08, 0.07, 0.06], [0.98, 0.97, 0.95], 0.6 * strength)
 
 
 def _spot(image: np.ndarray, region: np.ndarray, rng: np.random.Generator, strength: float):
@@ -221,3 +234,6 @@ def _contamination(image: np.ndarray, region: np.ndarray, rng: np.random.Generat
 
 for _name, _fn in zip(DEFECT_TYPES, (_scratch, _spot, _hole, _contamination)):
     DEMO_DEFECTS.register(_name)(_fn)
+
+# Hard classes (turf, cells, speckle) and subtle defects register themselves on import.
+from . import procedural_hard as _procedural_hard  # noqa: E402,F401  (after the registries exist)

@@ -80,3 +80,11 @@ def test_two_classes_on_two_processes_train_one_class_each(tiny_demo_root, tmp_p
     assert [(r.class_name, json.loads((r.run_dir / "throughput.json").read_text())["processes"]) for r in res] == [
         ("weave", 1), ("grain", 1)]
     assert len(list(tmp_path.rglob("model.safetensors"))) == 2
+
+
+def test_realistic_anomalies_take_the_cpu_implementation():
+    params = SynthParams(realistic=1.0)
+    x = torch.rand(4, 3, 32, 32)
+    want = synthesize(x, params, torch.Generator().manual_seed(1))
+    got = synthesize_on_device(x, params, torch.Generator().manual_seed(1))
+    assert torch.equal(want[0], got[0]) and torch.equal(want[1], got[1])

@@ -1,0 +1,73 @@
+"""The hard validation suite: hard demo classes and defects, training with realistic anomalies, head study."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from cdo_train.config import TrainConfig
+from cdo_train.data import list_samples, load_sample, make_demo_dataset
+from cdo_train.data.demo import DEFAULT_DEMO_CLASSES, demo_classes
+from cdo_train.data.procedural import DEMO_CLASSES, DEMO_DEFECTS
+from cdo_train.data.procedural_hard import HARD_DEFECT_TYPES
+from cdo_train.trainer import train
+
+REPO = Path(__file__).resolve().parents[2]
+
+HARD = ("turf", "cells", "speckle")
+
+
+def test_hard_classes_are_registered_but_not_generated_by_default():
+    assert set(HARD) <= set(demo_classes(hard=True)) and not set(HARD) & set(demo_classes())
+    assert DEFAULT_DEMO_CLASSES == ("weave", "grain")
+    for name in HARD:
+        assert DEMO_CLASSES.get(name).hard and DEMO_CLASSES.get(name).defects == HARD_DEFECT_TYPES
+    assert set(HARD_DEFECT_TYPES) <= set(DEMO_DEFECTS)
+
+
+def test_hard_defects_are_subtle_small_and_exact(tmp_path):
+    root = make_demo_dataset(tmp_path, classes=list(HARD), n_train=2, n_test_good=1, n_test_defect=4, size=128)
+    for name in HARD:
+        defects = sorted(p.name for p in (root / name / "test").iterdir() if p.name != "good")
+        assert defects == sorted(HARD_DEFECT_TYPES)
+        for s in list_samples("mvtec2d", root, name, "test"):
+            if not s.label:
+                continue
+            image, mask = load_sample(s)
+            assert image.shape == (128, 128, 3) and 2 <= mask.sum() < 0.03 * mask.size, s.path
+
+
+def test_hard_dataset_is_deterministic(tmp_path):
+    a = make_demo_dataset(tmp_path / "a", classes=["cells"], n_train=1, n_test_good=0, n_test_defect=4, size=64)
+    b = make_demo_dataset(tmp_path / "b", classes=["cells"], n_train=1, n_test_good=0, n_test_defect=4, size=64)
+    files = sorted(p.relative_to(a) for p in a.rglob("*.png"))
+    assert files and all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+
+def test_training_with_realistic_anomalies_and_head_study(tmp_path):
+    root = make_demo_dataset(tmp_path / "data", classes=["speckle"], n_train=6, n_test_good=2, n_test_defect=4,
+                             size=64)
+    cfg = TrainConfig(data_root=str(root), output_dir=str(tmp_path / "runs"), class_names=("speckle",),
+                      backbone="resnet18", teacher_weights="random", image_size=32, batch_size=4, epochs=2,
+                      eval_every=1, device="cpu", progress=False, name="real",
+                      synth={"realistic": 1.0, "fill_image": 0.5, "opacity_min": 0.3})
+    (run,) = train(cfg)
+    assert yaml.safe_load((run.run_dir / "config.yaml").read_text())["synth"]["realistic"] == 1.0
+    assert run.last["pixel_auroc"] is not None
+    out = tmp_path / "study"
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "head_study.py"), "--logdir", str(tmp_path / "runs"),
+                           "--experiment", "real", "-o", str(out), "--sigmas", "2,4", "--topk", "10"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "study.md").read_text()
+    assert "levels=012 sigma=4 score=max" in text and "score=top10" in text
+
+
+def test_hard_presets_load():
+    from cdo_train.config import load_config_file
+
+    hard = TrainConfig().merged(load_config_file(REPO / "configs" / "hard.yaml"))
+    assert (hard.image_size, hard.epochs, hard.synth) == (128, 36, {})
+    real = hard.merged(load_config_file(REPO / "configs" / "realistic.yaml"))
+    assert real.synth["realistic"] == 0.5 and real.epochs == 36

@@ -1,0 +1,133 @@
+"""Re-score trained runs with other discrepancy-head settings, without retraining.
+
+The image-score rule, the blur and the feature levels summed are head-only
+choices: the teacher and student are unchanged, so one forward pass per test
+image gives the features and every head variant is evaluated from them. For
+each finished run ``<logdir>/<experiment>/<class>/seed_<n>`` it evaluates
+
+* score rules: ``max`` and ``topk_mean`` with each ``--topk``;
+* blur sigmas (``--sigmas``, input pixels at 256 px);
+* level sets (``--levels``, e.g. ``012`` all, ``01`` strides 4 and 8).
+
+and writes ``<out>.md`` / ``<out>.json``: per variant, per class and the class
+mean, mean ± std over seeds of image AUROC, pixel AUROC and AUPRO.
+
+This uses the test labels to *compare* head settings across a whole suite (a
+design choice, like any default); it never selects anything per run.
+
+Usage:
+    python tools/head_study.py --logdir /tmp/hard/runs --experiment baseline -o /tmp/hard/head_baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from cdo_train.data import list_samples
+from cdo_train.discrepancy import DiscrepancyHead
+from cdo_train.evaluation import load_images
+from cdo_train.metrics import compute_metrics
+from cdo_train.runio import load_model
+
+METRICS = ("image_auroc", "pixel_auroc", "aupro")
+
+
+@torch.no_grad()
+def _features(model, images: np.ndarray, batch: int = 8):
+    fes, fas = [], []
+    for i in range(0, len(images), batch):
+        x = torch.from_numpy(images[i : i + batch]).permute(0, 3, 1, 2).float().div_(255.0)
+        fe, fa = model.features(x)
+        fes.append(fe)
+        fas.append(fa)
+    return [torch.cat(z) for z in zip(*fes)], [torch.cat(z) for z in zip(*fas)]
+
+
+def study_run(run_dir: Path, sigmas, levels, topks) -> dict[str, dict[str, float]]:
+    """``variant name -> metrics`` for one run folder."""
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    model = load_model(run_dir)
+    size = model.cfg.image_size
+    test = load_images(list_samples(cfg["dataset"], cfg["data_root"], run_dir.parent.name, "test"), size)
+    fe, fa = _features(model, test.images)
+    out: dict[str, dict[str, float]] = {}
+    for lv in levels:
+        idx = [int(c) for c in lv]
+        stride = 4 * 2 ** idx[0]
+        for sigma in sigmas:
+            head = DiscrepancyHead((size, size), sigma, "max", feature_stride=stride)
+            amap, _ = head([fe[i] for i in idx], [fa[i] for i in idx])
+            maps = amap[:, 0].numpy()
+            flat = amap.flatten(1)
+            rules = {"max": flat.amax(1)}
+            for k in topks:
+                rules[f"top{k}"] = flat.topk(min(k, flat.shape[1]), dim=1).values.mean(1)
+            pixel = None
+            for rule, scores in rules.items():
+                m = compute_metrics(test.labels, scores.numpy(), test.masks if pixel is None else None,
+                                    maps if pixel is None else None)
+                if pixel is None:
+                    pixel = {k: m[k] for k in ("pixel_auroc", "aupro")}
+                out[f"levels={lv} sigma={sigma:g} score={rule}"] = {"image_auroc": m["image_auroc"], **pixel}
+    return out
+
+
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f}±{sd:.3f}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--logdir", required=True)
+    ap.add_argument("--experiment", required=True)
+    ap.add_argument("-o", "--output", required=True, help="output path without suffix")
+    ap.add_argument("--sigmas", default="4", help="comma-separated blur sigmas (default 4)")
+    ap.add_argument("--levels", default="012", help="comma-separated level sets (default 012)")
+    ap.add_argument("--topk", default="10,50,200", help="comma-separated k for topk_mean")
+    args = ap.parse_args(argv)
+    torch.set_grad_enabled(False)
+    sigmas = [float(s) for s in args.sigmas.split(",")]
+    levels = args.levels.split(",")
+    topks = [int(k) for k in args.topk.split(",")]
+    runs = sorted(Path(args.logdir, args.experiment).glob("*/seed_*/summary.json"))
+    if not runs:
+        print(f"Error: no finished runs under {Path(args.logdir, args.experiment)}", file=sys.stderr)
+        return 1
+    # results[variant][class][seed] = metrics
+    results: dict = defaultdict(lambda: defaultdict(dict))
+    for s in runs:
+        run = s.parent
+        for variant, m in study_run(run, sigmas, levels, topks).items():
+            results[variant][run.parent.name][run.name] = m
+    classes = sorted({c for v in results.values() for c in v})
+    lines = [f"# head study: {args.experiment} ({len(runs)} runs)", ""]
+    for metric in METRICS:
+        lines += [f"## {metric}", "", "| variant | " + " | ".join(classes) + " | mean |",
+                  "|---" * (len(classes) + 2) + "|"]
+        for variant, per_class in results.items():
+            seeds = sorted(set.intersection(*(set(per_class[c]) for c in classes)))
+            cells = [_fmt([per_class[c][sd][metric] for sd in per_class[c]]) for c in classes]
+            mean = [statistics.mean(per_class[c][sd][metric] for c in classes) for sd in seeds]
+            lines.append(f"| {variant} | " + " | ".join(cells) + f" | {_fmt(mean)} |")
+        lines.append("")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output + ".md").write_text("\n".join(lines) + "\n")
+    Path(args.output + ".json").write_text(json.dumps(results, indent=1) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
