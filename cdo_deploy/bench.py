@@ -143,9 +143,7 @@ def _torch_device(device: str) -> str:
         return "cpu"
     if kind in ("cuda", "tensorrt"):
         return f"cuda:{idx or 0}"
-    import torch  # only on this explicit --torch path
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return "auto"  # cdo_train.api.load_run picks the GPU when there is one
 
 
 def _torch_rows(cfg: BenchConfig, run_dir: Path, images: list[np.ndarray], pixel_threshold: float,

@@ -55,6 +55,11 @@ class TrainedRun:
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> TrainedRun:
-    """Load a finished ``cdo-train`` run folder (``.../<class>/seed_<n>``)."""
-    dev = torch.device(device)
+    """Load a finished ``cdo-train`` run folder (``.../<class>/seed_<n>``).
+
+    ``device``: ``auto`` (first CUDA GPU, else CPU), ``cpu`` or ``cuda:N``, as ``--device``.
+    """
+    from .trainer import resolve_device
+
+    dev = resolve_device(device)
     return TrainedRun(Path(run_dir), load_model(run_dir, dev), dev)

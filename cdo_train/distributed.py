@@ -53,13 +53,13 @@ from cdo_deploy.errors import CdoError
 from .anomalies import SynthParams, butterworth_lowpass, foreground_mask, synthesize
 from .config import TrainConfig
 from .curriculum import build_schedule
-from .data import list_samples, split_holdout
+from .data import list_samples
 from .difficulty import resolve_knobs
 from .evaluation import calibrate, evaluate, load_images, predict
 from .loss import cdo_loss
 from .models import CDOModel, ModelConfig
 from .runio import RunWriter, save_model
-from .trainer import RunResult, _batches, _class_names, resolve_device
+from .trainer import RunResult, _batches, _class_names, _difficulty, _split_train, resolve_device
 
 __all__ = ["DistContext", "in_torchrun", "launch", "shard", "synthesize_on_device", "train_distributed",
            "train_one_distributed"]
@@ -119,7 +119,7 @@ def synthesize_on_device(images: torch.Tensor, params: SynthParams, generator: t
     Arguments and result (images (B,3,H,W) in [0, 1], mask (B,1,H,W)) as for ``synthesize``;
     realistic anomalies (``params.realistic > 0``) take ``synthesize`` itself.
     """
-    if getattr(params, "realistic", 0.0) > 0.0:  # realistic shapes (cdo_train.anomaly_shapes) run on the CPU
+    if params.realistic > 0.0:  # realistic shapes (cdo_train.anomaly_shapes) run on the CPU
         return synthesize(images, params, generator, foreground_only)
     b, _, h, w = images.shape
     dev = images.device
@@ -176,13 +176,7 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
         device = torch.device("cuda", ctx.local_rank)  # one GPU per process
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
-    folder_class = None if (cfg.dataset == "folder" and class_name == "folder") else class_name
-    train_samples = list_samples(cfg.dataset, cfg.data_root, folder_class, "train")
-    if cfg.max_train_images:
-        train_samples = train_samples[: cfg.max_train_images]
-    train_samples, holdout = split_holdout(train_samples, cfg.holdout_fraction, seed)
-    if not train_samples:
-        raise CdoError(f"no training images left for {class_name} after the hold-out split")
+    folder_class, train_samples, holdout = _split_train(cfg, class_name, seed)
     size = cfg.image_size
     train_imgs = torch.from_numpy(load_images(train_samples, size).images)  # (N,H,W,3) uint8
     cuda = device.type == "cuda"
@@ -211,7 +205,7 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
     writer = RunWriter(cfg, class_name, seed) if ctx.is_main else None
     steps_per_epoch = math.ceil(len(train_imgs) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
-    base = SynthParams.from_dict(cfg.synth) if getattr(cfg, "synth", None) else SynthParams()
+    base = SynthParams.from_dict(cfg.synth)  # {} = the paper's generator
     step, n_images, train_s = 0, 0, 0.0
     last: dict[str, Any] = {}
     state: dict[str, Any] = {}
@@ -222,7 +216,7 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
             torch.cuda.synchronize(device)
         t_epoch, n_epoch = time.perf_counter(), 0
         for idx in _batches(len(train_imgs), cfg.batch_size, gen):
-            t = float(min(1.0, max(0.0, schedule.difficulty(step / max(1, total_steps - 1)))))
+            t = _difficulty(schedule, step, total_steps)
             params, gamma = resolve_knobs(cfg.knobs, t, base, cfg.gamma, cfg.knob_ranges)
             if cuda:
                 x = train_imgs[idx.to(train_imgs.device)].to(device, non_blocking=True)

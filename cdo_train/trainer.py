@@ -33,8 +33,8 @@ from cdo_deploy.errors import CdoError
 
 from .anomalies import SynthParams, synthesize
 from .config import TrainConfig
-from .curriculum import build_schedule
-from .data import list_classes, list_samples, split_holdout
+from .curriculum import Schedule, build_schedule
+from .data import Sample, list_classes, list_samples, split_holdout
 from .difficulty import resolve_knobs
 from .evaluation import calibrate, evaluate, load_images, predict
 from .loss import cdo_loss
@@ -108,12 +108,8 @@ def _ordering(cfg: TrainConfig, model, train_imgs, samples, device, seed: int, w
     return cur
 
 
-def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
-    """Train one class with one seed; writes the run folder and returns its result."""
-    t_start = time.time()
-    device = resolve_device(cfg.device)
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2**32))
+def _split_train(cfg: TrainConfig, class_name: str, seed: int) -> tuple[str | None, list[Sample], list[Sample]]:
+    """(class folder or None for a plain folder dataset, training samples, held-out good samples)."""
     folder_class = None if (cfg.dataset == "folder" and class_name == "folder") else class_name
     train_samples = list_samples(cfg.dataset, cfg.data_root, folder_class, "train")
     if cfg.max_train_images:
@@ -121,6 +117,21 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
     train_samples, holdout = split_holdout(train_samples, cfg.holdout_fraction, seed)
     if not train_samples:
         raise CdoError(f"no training images left for {class_name} after the hold-out split")
+    return folder_class, train_samples, holdout
+
+
+def _difficulty(schedule: Schedule, step: int, total_steps: int) -> float:
+    """The schedule's difficulty at ``step`` of ``total_steps``, clamped to [0, 1]."""
+    return float(min(1.0, max(0.0, schedule.difficulty(step / max(1, total_steps - 1)))))
+
+
+def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
+    """Train one class with one seed; writes the run folder and returns its result."""
+    t_start = time.time()
+    device = resolve_device(cfg.device)
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    folder_class, train_samples, holdout = _split_train(cfg, class_name, seed)
     test_samples = list_samples(cfg.dataset, cfg.data_root, folder_class, "test")
     size = cfg.image_size
     train_imgs = torch.from_numpy(load_images(train_samples, size).images)  # (N,H,W,3) uint8
@@ -153,10 +164,10 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
         if ordering is None:
             batches = _batches(len(train_imgs), cfg.batch_size, gen)
         else:  # easiest-first subset at this epoch's difficulty, same number of steps
-            t_epoch = float(min(1.0, max(0.0, schedule.difficulty(step / max(1, total_steps - 1)))))
+            t_epoch = _difficulty(schedule, step, total_steps)
             batches = ordering.batches(t_epoch, steps_per_epoch, cfg.batch_size, gen)
         for idx in batches:
-            t = float(min(1.0, max(0.0, schedule.difficulty(step / max(1, total_steps - 1)))))
+            t = _difficulty(schedule, step, total_steps)
             params, gamma = resolve_knobs(cfg.knobs, t, base_params, cfg.gamma, cfg.knob_ranges)
             x = train_imgs[idx].permute(0, 3, 1, 2).float().div_(255.0)
             mask = None

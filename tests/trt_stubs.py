@@ -11,6 +11,7 @@ import importlib.util
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,3 +41,36 @@ def patched_stubs(dst: Path) -> Path | None:
         text = re.sub(r"([(,] *)in: ", r"\1in_: ", pyi.read_text())  # 'in' is a keyword
         pyi.write_text(text.replace("channel_axis: int)", "channel_axis: int = ...)"))
     return dst
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mypy(cfg: Path, target: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(cfg), str(target)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_mypy_catches(tmp_path: Path, target: str, good_name: str, bad_name: str) -> None:
+    """``target`` (a path under the repo) type-checks against the stubs, and the check has teeth:
+    the same file with ``good_name`` replaced by the non-existent ``bad_name`` is rejected."""
+    import pytest
+
+    stubs = patched_stubs(tmp_path / "stubs")
+    if stubs is None:
+        pytest.skip("tensorrt-stubs not installed (pip install --no-deps tensorrt-stubs)")
+    cfg = tmp_path / "mypy.ini"
+    cfg.write_text(
+        "[mypy]\nfollow_imports = silent\ncheck_untyped_defs = True\ndisable_error_code = import-untyped\n"
+        f"mypy_path = {stubs}\ncache_dir = {ROOT / '.pytest_cache' / 'cdo-mypy'}\n"
+        "[mypy-tensorrt.*,tensorrt_bindings.*,tensorrt_libs.*]\nignore_errors = True\nignore_missing_imports = True\n"
+    )
+    source = ROOT / target
+    r = _mypy(cfg, source, ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bad = tmp_path / "bad"
+    shutil.copytree(ROOT / "cdo_deploy", bad / "cdo_deploy", ignore=shutil.ignore_patterns("__pycache__"))
+    broken = bad / target
+    broken.write_text(source.read_text().replace(good_name, bad_name))
+    r = _mypy(cfg, broken, bad)
+    assert r.returncode == 1 and bad_name in r.stdout, r.stdout

@@ -14,7 +14,8 @@ Example:
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+import os
+from typing import IO, ClassVar
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from ..registry import Registry
 from ..results import Prediction
 from ..sources.base import Item
 
-__all__ = ["SINKS", "Sink"]
+__all__ = ["SINKS", "Sink", "fsync_close"]
 
 SINKS: Registry[type["Sink"]] = Registry("sink")
 
@@ -41,3 +42,10 @@ class Sink(abc.ABC):
 
     def close(self) -> None:
         """Flush and release; called once, also after errors."""
+
+
+def fsync_close(f: IO) -> None:
+    """Flush, fsync and close a sink's file, so its last records survive a power loss."""
+    f.flush()
+    os.fsync(f.fileno())
+    f.close()

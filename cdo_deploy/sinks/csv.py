@@ -11,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,7 +19,7 @@ import numpy as np
 from ..errors import CdoError
 from ..results import Prediction
 from ..sources.base import Item
-from .base import SINKS, Sink
+from .base import SINKS, Sink, fsync_close
 
 __all__ = ["CsvSink"]
 
@@ -60,7 +59,5 @@ class CsvSink(Sink):
 
     def close(self) -> None:
         if self._f is not None:
-            self._f.flush()
-            os.fsync(self._f.fileno())
-            self._f.close()
+            fsync_close(self._f)
             self._f = None

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import CdoError
 from ..results import Prediction
 from ..sources.base import Item
-from .base import SINKS, Sink
+from .base import SINKS, Sink, fsync_close
 
 __all__ = ["JsonlSink", "read_done"]
 
@@ -95,9 +95,7 @@ class JsonlSink(Sink):
 
     def close(self) -> None:
         if self._f is not None:
-            self._f.flush()
-            os.fsync(self._f.fileno())
-            self._f.close()
+            fsync_close(self._f)
             self._f = None
 
 

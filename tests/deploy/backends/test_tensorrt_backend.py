@@ -16,15 +16,12 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.trt_stubs import patched_stubs
+from tests.trt_stubs import assert_mypy_catches
 
 from cdo_deploy.backends import BACKENDS, create_backend
 from cdo_deploy.errors import CdoError
@@ -67,26 +64,7 @@ def test_unavailable_tensorrt_is_a_one_line_cdo_error_naming_what_to_install(tmp
 
 @pytest.mark.skipif(not _has("mypy"), reason="mypy not installed (pip install mypy)")
 def test_tensorrt_backend_type_checks_against_tensorrt_stubs(tmp_path):
-    stubs = patched_stubs(tmp_path / "stubs")
-    if stubs is None:
-        pytest.skip("tensorrt-stubs not installed (pip install --no-deps tensorrt-stubs)")
-    cfg = tmp_path / "mypy.ini"
-    cfg.write_text(
-        "[mypy]\nfollow_imports = silent\ncheck_untyped_defs = True\ndisable_error_code = import-untyped\n"
-        f"mypy_path = {stubs}\ncache_dir = {ROOT / '.pytest_cache' / 'cdo-mypy'}\n"
-        "[mypy-tensorrt.*,tensorrt_bindings.*,tensorrt_libs.*]\nignore_errors = True\nignore_missing_imports = True\n"
-    )
-    target = ROOT / "cdo_deploy" / "backends" / "tensorrt.py"
-    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(cfg), str(target)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    # the check has teeth: a wrong TensorRT API name is reported
-    bad = tmp_path / "bad" / "cdo_deploy" / "backends"
-    shutil.copytree(ROOT / "cdo_deploy", bad.parent, ignore=shutil.ignore_patterns("__pycache__"))
-    (bad / "tensorrt.py").write_text(target.read_text().replace("execute_async_v3", "execute_async_v2"))
-    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(cfg), str(bad / "tensorrt.py")],
-                       capture_output=True, text=True, cwd=tmp_path / "bad", timeout=300)
-    assert r.returncode == 1 and "execute_async_v2" in r.stdout, r.stdout
+    assert_mypy_catches(tmp_path, "cdo_deploy/backends/tensorrt.py", "execute_async_v3", "execute_async_v2")
 
 
 @needs_trt
