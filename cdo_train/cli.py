@@ -34,7 +34,7 @@ def _bool_option(name: str, dest: str, help: str):
 @click.option("--dataset", type=click.Choice(["mvtec2d", "mvtec3d", "folder"]), default=None)
 @click.option("--data-root", default=None, help="Dataset root folder.")
 @click.option("--class-name", "class_names", multiple=True, help="Class to train (repeatable, or 'all').")
-@click.option("--backbone", default=None, help="tf_efficientnet_lite0 (default), resnet18, wide_resnet50_2, hrnet_w32.")
+@click.option("--backbone", default=None, help="tf_efficientnet_lite0 (default), tf_efficientnet_lite2, resnet18, wide_resnet50_2, hrnet_w32.")
 @click.option("--teacher-weights", default=None, help="PATH (.pth/.safetensors) or 'random'; default: packaged/cached.")
 @_bool_option("--MOM", "mom", "Synthetic anomalies (multi-objective optimisation); default on.")
 @_bool_option("--OOM", "oom", "Pixel reweighting (overlap optimisation); default on.")

@@ -7,7 +7,10 @@ each finished run ``<logdir>/<experiment>/<class>/seed_<n>`` it evaluates
 
 * score rules: ``max`` and ``topk_mean`` with each ``--topk``;
 * blur sigmas (``--sigmas``, input pixels at 256 px);
-* level sets (``--levels``, e.g. ``012`` all, ``01`` strides 4 and 8).
+* level sets (``--levels``, e.g. ``012`` all, ``01`` strides 4 and 8);
+* level normalisation (``--norms``): ``none`` sums the raw per-level
+  discrepancies; ``mean`` divides each level by its mean over the run's
+  held-out good training images (never test images) before summing.
 
 and writes ``<out>.md`` / ``<out>.json``: per variant, per class and the class
 mean, mean ± std over seeds of image AUROC, pixel AUROC and AUPRO.
@@ -32,8 +35,8 @@ import numpy as np
 import torch
 import yaml
 
-from cdo_train.data import list_samples
-from cdo_train.discrepancy import DiscrepancyHead
+from cdo_train.data import list_samples, split_holdout
+from cdo_train.discrepancy import DiscrepancyHead, level_discrepancies
 from cdo_train.evaluation import load_images
 from cdo_train.metrics import compute_metrics
 from cdo_train.runio import load_model
@@ -52,32 +55,58 @@ def _features(model, images: np.ndarray, batch: int = 8):
     return [torch.cat(z) for z in zip(*fes)], [torch.cat(z) for z in zip(*fas)]
 
 
-def study_run(run_dir: Path, sigmas, levels, topks) -> dict[str, dict[str, float]]:
+def _level_means(model, cfg: dict, class_name: str) -> list[float]:
+    """Mean discrepancy per level over the run's held-out good training images."""
+    train = list_samples(cfg["dataset"], cfg["data_root"], class_name, "train")
+    if cfg.get("max_train_images"):
+        train = train[: cfg["max_train_images"]]
+    _, held = split_holdout(train, cfg["holdout_fraction"], cfg["seed"])
+    if not held:
+        raise SystemExit(f"Error: {class_name}: no held-out good images for --norms mean")
+    fe, fa = _features(model, load_images(held, model.cfg.image_size).images)
+    return [float(d.mean()) for d in level_discrepancies(fe, fa)]
+
+
+def _amap(head: DiscrepancyHead, fe, fa, idx: list[int], weights: list[float] | None) -> torch.Tensor:
+    """The head's anomaly map over levels ``idx``, each level multiplied by ``weights``."""
+    if weights is None:
+        amap, _ = head([fe[i] for i in idx], [fa[i] for i in idx])
+        return amap
+    d = level_discrepancies([fe[i] for i in idx], [fa[i] for i in idx])
+    d = sum(w * x for w, x in zip(weights, d))
+    p = head.pad
+    if p > 0:
+        d = torch.nn.functional.conv2d(torch.nn.functional.pad(d, (p, p, 0, 0), mode="reflect"), head.kx)
+        d = torch.nn.functional.conv2d(torch.nn.functional.pad(d, (0, 0, p, p), mode="reflect"), head.ky)
+    return torch.nn.functional.interpolate(d, size=head.image_size, mode="bilinear", align_corners=False)
+
+
+def study_run(run_dir: Path, sigmas, levels, topks, norms=("none",)) -> dict[str, dict[str, float]]:
     """``variant name -> metrics`` for one run folder."""
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     model = load_model(run_dir)
     size = model.cfg.image_size
     test = load_images(list_samples(cfg["dataset"], cfg["data_root"], run_dir.parent.name, "test"), size)
     fe, fa = _features(model, test.images)
+    means = _level_means(model, cfg, run_dir.parent.name) if "mean" in norms else []
     out: dict[str, dict[str, float]] = {}
-    for lv in levels:
+    for lv, norm, sigma in [(lv, n, s) for lv in levels for n in norms for s in sigmas]:
         idx = [int(c) for c in lv]
         stride = 4 * 2 ** idx[0]
-        for sigma in sigmas:
-            head = DiscrepancyHead((size, size), sigma, "max", feature_stride=stride)
-            amap, _ = head([fe[i] for i in idx], [fa[i] for i in idx])
-            maps = amap[:, 0].numpy()
-            flat = amap.flatten(1)
-            rules = {"max": flat.amax(1)}
-            for k in topks:
-                rules[f"top{k}"] = flat.topk(min(k, flat.shape[1]), dim=1).values.mean(1)
-            pixel = None
-            for rule, scores in rules.items():
-                m = compute_metrics(test.labels, scores.numpy(), test.masks if pixel is None else None,
-                                    maps if pixel is None else None)
-                if pixel is None:
-                    pixel = {k: m[k] for k in ("pixel_auroc", "aupro")}
-                out[f"levels={lv} sigma={sigma:g} score={rule}"] = {"image_auroc": m["image_auroc"], **pixel}
+        head = DiscrepancyHead((size, size), sigma, "max", feature_stride=stride)
+        amap = _amap(head, fe, fa, idx, [1.0 / means[i] for i in idx] if norm == "mean" else None)
+        maps = amap[:, 0].numpy()
+        flat = amap.flatten(1)
+        rules = {"max": flat.amax(1)}
+        for k in topks:
+            rules[f"top{k}"] = flat.topk(min(k, flat.shape[1]), dim=1).values.mean(1)
+        pixel = None
+        for rule, scores in rules.items():
+            m = compute_metrics(test.labels, scores.numpy(), test.masks if pixel is None else None,
+                                maps if pixel is None else None)
+            if pixel is None:
+                pixel = {k: m[k] for k in ("pixel_auroc", "aupro")}
+            out[f"levels={lv} norm={norm} sigma={sigma:g} score={rule}"] = {"image_auroc": m["image_auroc"], **pixel}
     return out
 
 
@@ -96,6 +125,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sigmas", default="4", help="comma-separated blur sigmas (default 4)")
     ap.add_argument("--levels", default="012", help="comma-separated level sets (default 012)")
     ap.add_argument("--topk", default="10,50,200", help="comma-separated k for topk_mean")
+    ap.add_argument("--norms", default="none", help="comma-separated level normalisations: none, mean")
     args = ap.parse_args(argv)
     torch.set_grad_enabled(False)
     sigmas = [float(s) for s in args.sigmas.split(",")]
@@ -109,7 +139,7 @@ def main(argv=None) -> int:
     results: dict = defaultdict(lambda: defaultdict(dict))
     for s in runs:
         run = s.parent
-        for variant, m in study_run(run, sigmas, levels, topks).items():
+        for variant, m in study_run(run, sigmas, levels, topks, args.norms.split(",")).items():
             results[variant][run.parent.name][run.name] = m
     classes = sorted({c for v in results.values() for c in v})
     lines = [f"# head study: {args.experiment} ({len(runs)} runs)", ""]

@@ -57,17 +57,40 @@ def test_training_with_realistic_anomalies_and_head_study(tmp_path):
     assert run.last["pixel_auroc"] is not None
     out = tmp_path / "study"
     proc = subprocess.run([sys.executable, str(REPO / "tools" / "head_study.py"), "--logdir", str(tmp_path / "runs"),
-                           "--experiment", "real", "-o", str(out), "--sigmas", "2,4", "--topk", "10"],
+                           "--experiment", "real", "-o", str(out), "--sigmas", "2,4", "--topk", "10",
+                           "--norms", "none,mean"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "study.md").read_text()
-    assert "levels=012 sigma=4 score=max" in text and "score=top10" in text
+    assert "levels=012 norm=none sigma=4 score=max" in text and "score=top10" in text
+    assert "levels=012 norm=mean sigma=2 score=max" in text
+
+
+def test_head_study_level_weights_of_one_reproduce_the_head():
+    import importlib.util
+
+    import torch
+
+    from cdo_train.discrepancy import DiscrepancyHead
+
+    spec = importlib.util.spec_from_file_location("head_study", REPO / "tools" / "head_study.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    g = torch.Generator().manual_seed(0)
+    fe = [torch.randn(2, c, s, s, generator=g) for c, s in ((8, 16), (12, 8), (16, 4))]
+    fa = [torch.randn(2, c, s, s, generator=g) for c, s in ((8, 16), (12, 8), (16, 4))]
+    head = DiscrepancyHead((64, 64))
+    ref, _ = head(fe, fa)
+    assert torch.allclose(mod._amap(head, fe, fa, [0, 1, 2], [1.0, 1.0, 1.0]), ref, atol=1e-6)
+    doubled = mod._amap(head, fe, fa, [0, 1, 2], [2.0, 2.0, 2.0])
+    assert torch.allclose(doubled, 2 * ref, atol=1e-5)
+    assert not torch.allclose(mod._amap(head, fe, fa, [0, 1, 2], [1.0, 0.0, 0.0]), ref, atol=1e-3)
 
 
 def test_hard_presets_load():
     from cdo_train.config import load_config_file
 
     hard = TrainConfig().merged(load_config_file(REPO / "configs" / "hard.yaml"))
-    assert (hard.image_size, hard.epochs, hard.synth) == (128, 36, {})
+    assert (hard.image_size, hard.epochs, hard.synth) == (128, 60, {})
     real = hard.merged(load_config_file(REPO / "configs" / "realistic.yaml"))
-    assert real.synth["realistic"] == 0.5 and real.epochs == 36
+    assert real.synth["realistic"] == 0.5 and real.epochs == 60

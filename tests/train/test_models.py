@@ -18,10 +18,11 @@ def _imagenet_input(image):
     return (torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255.0 - 0.5) / 0.5
 
 
+@pytest.mark.parametrize("backbone", ["tf_efficientnet_lite0", "tf_efficientnet_lite2"])
 @pytest.mark.parametrize("name,cls", [("chelsea", 285), ("coffee", 967)])
-def test_lite0_package_weights_classify_real_images(name, cls):
+def test_package_weights_classify_real_images(backbone, name, cls):
     skimage_data = pytest.importorskip("skimage.data")
-    model = build_classifier("tf_efficientnet_lite0")
+    model = build_classifier(backbone)
     with torch.no_grad():
         logits = model(_imagenet_input(getattr(skimage_data, name)()))
     assert int(logits.argmax()) == cls
