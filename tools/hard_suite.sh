@@ -3,7 +3,7 @@
 # fine-grained, coloured and low-contrast surfaces with subtle defects, SEEDS seeds each;
 # the easy demo classes are checked the same way. On one CPU core: about 0.6 min per baseline run,
 # 2 min per default or realistic run, 2.6 min per lite2 run; 15 runs per experiment, one after another:
-# about 40 min for baseline + default. One thread (OMP_NUM_THREADS=1 unless set): the thread count
+# 47 min for baseline + default (measured). One thread (OMP_NUM_THREADS=1 unless set): the thread count
 # changes float summation order, which moves AUPRO by up to ~1 point, so the documented numbers use 1.
 #
 #   tools/hard_suite.sh                     # baseline and default, into result/hard
