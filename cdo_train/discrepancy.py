@@ -110,7 +110,10 @@ class DiscrepancyHead(nn.Module):
         """Summed, blurred discrepancy at level-0 resolution, (B, 1, H/4, W/4)."""
         from .triton_head import fused_level_sum  # Triton on CUDA without autograd; this reference otherwise
 
-        d = fused_level_sum(fe, fa)
+        return self.blur(fused_level_sum(fe, fa))
+
+    def blur(self, d: torch.Tensor) -> torch.Tensor:
+        """The separable Gaussian blur (reflect padding) of a (B, 1, h, w) level-0 map."""
         if self.pad > 0:
             p = self.pad
             d = F.conv2d(F.pad(d, (p, p, 0, 0), mode="reflect"), self.kx)

@@ -35,11 +35,13 @@ import numpy as np
 import torch
 import yaml
 
-from cdo_train.data import list_samples, split_holdout
+from cdo_train.config import TrainConfig
+from cdo_train.data import list_samples
 from cdo_train.discrepancy import DiscrepancyHead, level_discrepancies
 from cdo_train.evaluation import load_images
 from cdo_train.metrics import compute_metrics
 from cdo_train.runio import load_model
+from cdo_train.trainer import _split_train
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 
@@ -56,11 +58,9 @@ def _features(model, images: np.ndarray, batch: int = 8):
 
 
 def _level_means(model, cfg: dict, class_name: str) -> list[float]:
-    """Mean discrepancy per level over the run's held-out good training images."""
-    train = list_samples(cfg["dataset"], cfg["data_root"], class_name, "train")
-    if cfg.get("max_train_images"):
-        train = train[: cfg["max_train_images"]]
-    _, held = split_holdout(train, cfg["holdout_fraction"], cfg["seed"])
+    """Mean discrepancy per level over the run's held-out good training images (the trainer's split)."""
+    train_cfg = TrainConfig().merged(cfg)
+    _, _, held = _split_train(train_cfg, class_name, train_cfg.seed)
     if not held:
         raise SystemExit(f"Error: {class_name}: no held-out good images for --norms mean")
     fe, fa = _features(model, load_images(held, model.cfg.image_size).images)
@@ -73,11 +73,7 @@ def _amap(head: DiscrepancyHead, fe, fa, idx: list[int], weights: list[float] | 
         amap, _ = head([fe[i] for i in idx], [fa[i] for i in idx])
         return amap
     d = level_discrepancies([fe[i] for i in idx], [fa[i] for i in idx])
-    d = sum(w * x for w, x in zip(weights, d))
-    p = head.pad
-    if p > 0:
-        d = torch.nn.functional.conv2d(torch.nn.functional.pad(d, (p, p, 0, 0), mode="reflect"), head.kx)
-        d = torch.nn.functional.conv2d(torch.nn.functional.pad(d, (0, 0, p, p), mode="reflect"), head.ky)
+    d = head.blur(sum(w * x for w, x in zip(weights, d)))
     return torch.nn.functional.interpolate(d, size=head.image_size, mode="bilinear", align_corners=False)
 
 
