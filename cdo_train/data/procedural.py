@@ -213,21 +213,30 @@ def _hole(image: np.ndarray, region: np.ndarray, rng: np.random.Generator, stren
     return _blend(image, mask, colour, np.clip((0.6 + 0.3 * depth) * strength, 0, 1)), mask
 
 
-def _contamination(image: np.ndarray, region: np.ndarray, rng: np.random.Generator, strength: float):
-    """A foreign bluish-green blob: thresholded smooth noise in a small window."""
-    s = _scale(image)
+def _blob(region: np.ndarray, rng: np.random.Generator, s: float, half_max: float, smooth: float,
+          quantile: float) -> tuple[np.ndarray, int, int]:
+    """An irregular blob inside ``region``: (mask, centre x, centre y).
+
+    Smooth noise in a window of half-size 10..``half_max`` px (at 256 px, times ``s``), pulled down
+    away from the centre so one central blob survives the ``quantile`` threshold.
+    """
     h, w = region.shape
     x, y = _centre(region, rng, int(16 * s) + 1)
-    half = max(4, int(rng.uniform(10, 15) * s))
-    win = _smooth_noise(rng, 2 * half, max(1.0, 2.5 * s))
+    half = max(4, int(rng.uniform(10, half_max) * s))
+    win = _smooth_noise(rng, 2 * half, max(1.0, smooth * s))
     yy, xx = np.mgrid[-half:half, -half:half]
     win -= 3.0 * np.hypot(xx, yy) / half  # favour one central blob
-    blob = win > np.quantile(win, 0.75)
+    blob = win > np.quantile(win, quantile)
     canvas = np.zeros((h, w), bool)
     y0, x0 = y - half, x - half
     ys, xs = slice(max(0, y0), min(h, y0 + 2 * half)), slice(max(0, x0), min(w, x0 + 2 * half))
     canvas[ys, xs] = blob[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
-    mask = canvas & region
+    return canvas & region, x, y
+
+
+def _contamination(image: np.ndarray, region: np.ndarray, rng: np.random.Generator, strength: float):
+    """A foreign bluish-green blob: thresholded smooth noise in a small window."""
+    mask, _, _ = _blob(region, rng, _scale(image), 15, 2.5, 0.75)
     colour = np.array([0.15, 0.45, 0.55], np.float32) * rng.uniform(0.85, 1.15)
     return _blend(image, mask, colour, min(1.0, 0.55 * strength)), mask
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .procedural import DEMO_CLASSES, DEMO_DEFECTS, DemoClass, _blend, _centre, _line_defect, _scale, _smooth_noise
+from .procedural import DEMO_CLASSES, DEMO_DEFECTS, DemoClass, _blend, _blob, _centre, _line_defect, _scale, _smooth_noise
 
 __all__ = ["HARD_DEFECT_TYPES"]
 
@@ -139,19 +139,8 @@ def _soft_stain(image: np.ndarray, region: np.ndarray, rng: np.random.Generator,
 
 def _patch(image: np.ndarray, region: np.ndarray, rng: np.random.Generator, strength: float):
     """Similar material: the surface rotated and rescaled 1.5x (coarser), pasted into an irregular blob."""
-    s = _scale(image)
     h, w = region.shape
-    x, y = _centre(region, rng, int(16 * s) + 1)
-    half = max(4, int(rng.uniform(10, 16) * s))
-    win = _smooth_noise(rng, 2 * half, max(1.0, 3.0 * s))
-    yy, xx = np.mgrid[-half:half, -half:half]
-    win -= 3.0 * np.hypot(xx, yy) / half
-    blob = win > np.quantile(win, 0.7)
-    canvas = np.zeros((h, w), bool)
-    y0, x0 = y - half, x - half
-    ys, xs = slice(max(0, y0), min(h, y0 + 2 * half)), slice(max(0, x0), min(w, x0 + 2 * half))
-    canvas[ys, xs] = blob[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
-    mask = canvas & region
+    mask, x, y = _blob(region, rng, _scale(image), 16, 3.0, 0.7)
     rot = cv2.getRotationMatrix2D((float(x), float(y)), float(rng.uniform(60, 120)), 1.5)
     source = cv2.warpAffine(image, rot, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     tint = rng.uniform(0.92, 1.08, 3).astype(np.float32)
