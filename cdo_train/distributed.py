@@ -59,7 +59,7 @@ from .evaluation import calibrate, evaluate, load_images, predict
 from .loss import cdo_loss
 from .models import CDOModel, ModelConfig
 from .runio import RunWriter, save_model
-from .trainer import RunResult, _batches, _class_names, _difficulty, _split_train, resolve_device
+from .trainer import RunResult, _batches, _class_names, _difficulty, _optimise, _split_train, resolve_device
 
 __all__ = ["DistContext", "in_torchrun", "launch", "shard", "synthesize_on_device", "train_distributed",
            "train_one_distributed"]
@@ -236,13 +236,7 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
                     fe = list(model.teacher(xn))
                 fa = list(student(xn))
             loss = cdo_loss(fe, fa, mask, gamma=gamma, oom=cfg.oom)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            lv = _mean(float(loss.detach()), ctx, device)
-            if not math.isfinite(lv):
-                raise CdoError(f"training diverged at epoch {epoch} (loss {lv}); lower --lr or --gamma")
-            schedule.observe(lv)
+            lv = _optimise(opt, loss, schedule, epoch, lambda v: _mean(v, ctx, device))
             losses.append(lv)
             ts.append(t)
             state = {"difficulty": t, "gamma": gamma, **params.__dict__, **schedule.state()}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,22 @@ def _difficulty(schedule: Schedule, step: int, total_steps: int) -> float:
     return float(min(1.0, max(0.0, schedule.difficulty(step / max(1, total_steps - 1)))))
 
 
+def _optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, schedule: Schedule, epoch: int,
+              reduce: Callable[[float], float] | None = None) -> float:
+    """One optimiser step on ``loss``; returns its value (``reduce``d across processes when given)
+    after feeding it to the curriculum schedule. A non-finite loss stops training with a user error."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    lv = float(loss.detach())
+    if reduce is not None:
+        lv = reduce(lv)
+    if not math.isfinite(lv):
+        raise CdoError(f"training diverged at epoch {epoch} (loss {lv}); lower --lr or --gamma")
+    schedule.observe(lv)
+    return lv
+
+
 def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
     """Train one class with one seed; writes the run folder and returns its result."""
     t_start = time.time()
@@ -179,13 +196,7 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 fe, fa = model.features(x)
             loss = cdo_loss(fe, fa, mask, gamma=gamma, oom=cfg.oom)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            lv = float(loss.detach())
-            if not math.isfinite(lv):
-                raise CdoError(f"training diverged at epoch {epoch} (loss {lv}); lower --lr or --gamma")
-            schedule.observe(lv)
+            lv = _optimise(opt, loss, schedule, epoch)
             losses.append(lv)
             ts.append(t)
             state = {"difficulty": t, "gamma": gamma, **params.__dict__, **schedule.state()}
