@@ -55,11 +55,12 @@ from .config import TrainConfig
 from .curriculum import build_schedule
 from .data import list_samples
 from .difficulty import resolve_knobs
-from .evaluation import calibrate, evaluate, load_images, predict
+from .evaluation import calibrate, load_images, predict
 from .loss import cdo_loss
 from .models import CDOModel, ModelConfig
 from .runio import RunWriter, save_model
-from .trainer import RunResult, _batches, _class_names, _difficulty, _optimise, _split_train, resolve_device
+from .trainer import (RunResult, _batches, _class_names, _difficulty, _log_epoch, _optimise, _split_train,
+                      resolve_device)
 
 __all__ = ["DistContext", "in_torchrun", "launch", "shard", "synthesize_on_device", "train_distributed",
            "train_one_distributed"]
@@ -248,16 +249,9 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
         train_s += epoch_s
         n_images += n_epoch
         sched.step()
-        record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0],
-                                  **state, "difficulty_mean": float(np.mean(ts)),
-                                  "images_per_s": round(n_epoch / max(epoch_s, 1e-9), 1)}
         if writer is not None:
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                if test is not None:
-                    record.update(evaluate(model, test, device, cfg.batch_size))
-                writer.log_eval(record)
-                last = record
-            writer.log_scalars(record)
+            last = _log_epoch(cfg, writer, epoch, losses, ts, state, sched, model, test, device,
+                              images_per_s=round(n_epoch / max(epoch_s, 1e-9), 1)) or last
         if ctx.group_size > 1:
             dist.barrier(group=ctx.group)  # the others wait while the first process evaluates
     if writer is None:

@@ -37,7 +37,7 @@ from .config import TrainConfig
 from .curriculum import Schedule, build_schedule
 from .data import Sample, list_classes, list_samples, split_holdout
 from .difficulty import resolve_knobs
-from .evaluation import calibrate, evaluate, load_images, predict
+from .evaluation import EvalSet, calibrate, evaluate, load_images, predict
 from .loss import cdo_loss
 from .models import CDOModel, ModelConfig
 from .runio import RunWriter, save_model
@@ -142,6 +142,22 @@ def _optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, schedule: Schedule
     return lv
 
 
+def _log_epoch(cfg: TrainConfig, writer: RunWriter, epoch: int, losses: list[float], ts: list[float],
+               state: dict[str, Any], sched: torch.optim.lr_scheduler.LRScheduler, model: torch.nn.Module,
+               test: EvalSet | None, device: torch.device, **extra: Any) -> dict[str, Any] | None:
+    """Log the epoch's record (mean loss, ``sched``'s lr, curriculum state, ``extra``); every ``eval_every``
+    epochs and at the last one, evaluate on the test set first. Returns the record when evaluated."""
+    record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0],
+                              **state, "difficulty_mean": float(np.mean(ts)), **extra}
+    evaluated = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+    if evaluated:
+        if test is not None:
+            record.update(evaluate(model, test, device, cfg.batch_size))
+        writer.log_eval(record)
+    writer.log_scalars(record)
+    return record if evaluated else None
+
+
 def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
     """Train one class with one seed; writes the run folder and returns its result."""
     t_start = time.time()
@@ -207,14 +223,7 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
             bar.set_postfix(loss=f"{lv:.4f}", t=f"{t:.2f}")
         bar.close()
         sched.step()
-        record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0],
-                                  **state, "difficulty_mean": float(np.mean(ts))}
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            if test is not None:
-                record.update(evaluate(model, test, device, cfg.batch_size))
-            writer.log_eval(record)
-            last = record
-        writer.log_scalars(record)
+        last = _log_epoch(cfg, writer, epoch, losses, ts, state, sched, model, test, device) or last
     save_model(model, writer.run_dir)
     calib = calibrate(model, held, test, last, device, cfg.batch_size)
     writer.write_json("calibration.json", calib)
