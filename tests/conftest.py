@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -55,6 +56,14 @@ def cli(name: str) -> str:
 def run_cli(name: str, *args, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
     """Run a console script in a subprocess and capture its output."""
     return subprocess.run([cli(name), *map(str, args)], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def modules_after(code: str, timeout: float = 120) -> list[str]:
+    """``sys.modules`` (sorted) of a fresh interpreter after it ran ``code``: import-weight checks."""
+    probe = code + "\nimport json as _j, sys as _s; print(_j.dumps(sorted(_s.modules)))\n"
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.splitlines()[-1])
 
 
 @pytest.fixture(scope="session")

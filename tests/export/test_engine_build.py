@@ -240,10 +240,8 @@ def test_real_engine_matches_onnxruntime(exported, tmp_path, precision):
 
 
 def test_engine_build_loads_without_torch_or_cdo_train():
-    import subprocess
+    from tests.conftest import modules_after
 
-    code = ("import cdo_deploy.engine_build, sys\n"
-            "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'cdo_train', 'onnx')))\n"
-            "assert not bad, bad\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
+    loaded = modules_after("import cdo_deploy.engine_build")
+    bad = [m for m in loaded if m == "torch" or m.startswith(("torch.", "cdo_train", "onnx"))]
+    assert not bad, bad

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -270,6 +268,6 @@ def test_demo_cli(tmp_path, capsys):
 
 
 def test_data_package_does_not_import_torch():
-    code = "import sys, cdo_train.data, cdo_train.metrics, cdo_train.visualize; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    from tests.conftest import modules_after
+
+    assert "torch" not in modules_after("import cdo_train.data, cdo_train.metrics, cdo_train.visualize")
