@@ -1,19 +1,26 @@
 """Training configuration: one frozen dataclass, loaded from YAML, overridden by flags.
 
-Defaults are the paper's: AdamW lr 4e-4, weight decay 1e-4, exponential LR
-decay 0.95 per epoch, 50 epochs, batch 16, 256 px, seed 111, evaluation every
-5 epochs and at the end, MOM and OOM on with gamma 2.
+Training length is counted in optimiser steps (``steps``), whatever the
+dataset size; ``epochs`` is the alternative way to say it (passes over the
+training images). Whichever was given last wins; neither given means
+``DEFAULT_STEPS``. The learning rate decays exponentially per step from ``lr``
+to ``lr * lr_final`` at the last step, so a run's schedule depends on its
+length, not on the dataset size. MOM and OOM are on with gamma 2 (the paper's);
+``configs/paper.yaml`` restores the paper's optimisation settings.
 
 Example:
     >>> cfg = TrainConfig().merged({"epochs": 3, "class_names": ["tiles"]})
-    >>> cfg.epochs, cfg.class_names, cfg.lr
-    (3, ('tiles',), 0.0004)
+    >>> cfg.epochs, cfg.steps, cfg.class_names
+    (3, None, ('tiles',))
+    >>> cfg.merged({"steps": 500}).epochs is None
+    True
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +29,11 @@ import yaml
 
 from cdo_deploy.errors import CdoError
 
-__all__ = ["DATASETS", "TrainConfig", "load_config_file"]
+__all__ = ["DATASETS", "DEFAULT_STEPS", "TrainConfig", "load_config_file"]
 
 DATASETS = ("mvtec2d", "mvtec3d", "folder")
+DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/hard_surfaces.md)
+_LENGTH_KEYS = ("steps", "epochs")
 
 
 @dataclass(frozen=True)
@@ -39,15 +48,16 @@ class TrainConfig:
     mom: bool = True
     oom: bool = True
     gamma: float = 2.0
-    epochs: int = 50
-    batch_size: int = 16
-    lr: float = 4e-4
+    steps: int | None = None
+    epochs: int | None = None
+    batch_size: int = 8
+    lr: float = 2e-3
     weight_decay: float = 1e-4
-    lr_decay: float = 0.95
+    lr_final: float = 0.05
     image_size: int = 256
     seed: int = 111
     seeds: int = 1
-    eval_every: int = 5
+    eval_every: int = 250
     device: str = "auto"
     amp: bool = True
     output_dir: str = "./result"
@@ -71,11 +81,14 @@ class TrainConfig:
         if self.dataset not in DATASETS:
             raise CdoError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         checks = [
-            (self.epochs >= 1, "--epochs must be >= 1"),
+            (self.steps is None or self.steps >= 1, "--steps must be >= 1"),
+            (self.epochs is None or self.epochs >= 1, "--epochs must be >= 1"),
+            (self.steps is None or self.epochs is None, "give --steps or --epochs, not both"),
+            (0.0 < self.lr_final <= 1.0, "lr_final (the fraction of --lr reached at the last step) must be in (0, 1]"),
             (self.batch_size >= 1, "--batch-size must be >= 1"),
             (self.lr > 0, "--lr must be > 0"),
             (self.image_size >= 32 and self.image_size % 16 == 0, "--image-size must be a multiple of 16, >= 32"),
-            (self.eval_every >= 1, "--eval-every must be >= 1"),
+            (self.eval_every >= 1, "--eval-every (optimiser steps) must be >= 1"),
             (self.seeds >= 1, "--seeds must be >= 1"),
             (self.gamma >= 0, "--gamma must be >= 0"),
             (0.0 <= self.holdout_fraction < 1.0, "holdout_fraction must be in [0, 1)"),
@@ -117,7 +130,9 @@ class TrainConfig:
         return f"{self.backbone}-{self.curriculum}" + (f"-{knobs}" if knobs else "") + order
 
     def merged(self, overrides: dict[str, Any]) -> "TrainConfig":
-        """A copy with ``overrides`` applied; unknown keys fail with suggestions; None is ignored."""
+        """A copy with ``overrides`` applied; unknown keys fail with suggestions; None is ignored.
+
+        ``steps`` and ``epochs`` say the same thing: the one in ``overrides`` replaces the other."""
         names = {f.name for f in dataclasses.fields(self)}
         clean: dict[str, Any] = {}
         for key, value in overrides.items():
@@ -131,7 +146,20 @@ class TrainConfig:
             if key in ("class_names", "knobs"):
                 value = (value,) if isinstance(value, str) else tuple(value)
             clean[key] = value
+        given = [k for k in _LENGTH_KEYS if k in clean]
+        if len(given) == 2:
+            raise CdoError("give steps or epochs, not both (they are two ways to set the training length)")
+        for key in given:
+            clean[_LENGTH_KEYS[1 - _LENGTH_KEYS.index(key)]] = None
         return dataclasses.replace(self, **clean)
+
+    def total_steps(self, n_train: int) -> int:
+        """Optimiser steps of a run on ``n_train`` training images."""
+        if self.steps is not None:
+            return self.steps
+        if self.epochs is not None:
+            return self.epochs * math.ceil(n_train / self.batch_size)
+        return DEFAULT_STEPS
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -59,8 +59,8 @@ from .evaluation import calibrate, load_images, predict
 from .loss import cdo_loss
 from .models import CDOModel, ModelConfig
 from .runio import RunWriter, save_model
-from .trainer import (RunResult, _batches, _class_names, _difficulty, _log_epoch, _optimise, _split_train,
-                      resolve_device)
+from .trainer import (RunResult, _class_names, _difficulty, _epoch_batches, _log_epoch, _lr_schedule, _optimise,
+                      _split_train, resolve_device)
 
 __all__ = ["DistContext", "in_torchrun", "launch", "shard", "synthesize_on_device", "train_distributed",
            "train_one_distributed"]
@@ -199,24 +199,24 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
             model.student, device_ids=[device.index] if cuda else None, process_group=ctx.group,
             gradient_as_bucket_view=True)
     opt = torch.optim.AdamW(model.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
+    steps_per_epoch = math.ceil(len(train_imgs) / cfg.batch_size)
+    total_steps = cfg.total_steps(len(train_imgs))
+    sched = _lr_schedule(opt, cfg, total_steps)
     schedule = build_schedule(cfg.curriculum, cfg.curriculum_params, seed=seed)
     use_amp = cfg.amp and cuda
     gen = torch.Generator().manual_seed(seed)
     writer = RunWriter(cfg, class_name, seed) if ctx.is_main else None
-    steps_per_epoch = math.ceil(len(train_imgs) / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
     base = SynthParams.from_dict(cfg.synth)  # {} = the paper's generator
     step, n_images, train_s = 0, 0, 0.0
     last: dict[str, Any] = {}
     state: dict[str, Any] = {}
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, math.ceil(total_steps / steps_per_epoch) + 1):
         model.train()
         losses, ts = [], []
         if cuda:
             torch.cuda.synchronize(device)
         t_epoch, n_epoch = time.perf_counter(), 0
-        for idx in _batches(len(train_imgs), cfg.batch_size, gen):
+        for idx in _epoch_batches(len(train_imgs), cfg, gen, total_steps - step):
             t = _difficulty(schedule, step, total_steps)
             params, gamma = resolve_knobs(cfg.knobs, t, base, cfg.gamma, cfg.knob_ranges)
             if cuda:
@@ -238,6 +238,7 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
                 fa = list(student(xn))
             loss = cdo_loss(fe, fa, mask, gamma=gamma, oom=cfg.oom)
             lv = _optimise(opt, loss, schedule, epoch, lambda v: _mean(v, ctx, device))
+            sched.step()
             losses.append(lv)
             ts.append(t)
             state = {"difficulty": t, "gamma": gamma, **params.__dict__, **schedule.state()}
@@ -248,9 +249,8 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
         epoch_s = time.perf_counter() - t_epoch
         train_s += epoch_s
         n_images += n_epoch
-        sched.step()
         if writer is not None:
-            last = _log_epoch(cfg, writer, epoch, losses, ts, state, sched, model, test, device,
+            last = _log_epoch(cfg, writer, epoch, (step, total_steps), losses, ts, state, sched, model, test, device,
                               images_per_s=round(n_epoch / max(epoch_s, 1e-9), 1)) or last
         if ctx.group_size > 1:
             dist.barrier(group=ctx.group)  # the others wait while the first process evaluates

@@ -142,14 +142,27 @@ def _optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, schedule: Schedule
     return lv
 
 
-def _log_epoch(cfg: TrainConfig, writer: RunWriter, epoch: int, losses: list[float], ts: list[float],
-               state: dict[str, Any], sched: torch.optim.lr_scheduler.LRScheduler, model: torch.nn.Module,
-               test: EvalSet | None, device: torch.device, **extra: Any) -> dict[str, Any] | None:
-    """Log the epoch's record (mean loss, ``sched``'s lr, curriculum state, ``extra``); every ``eval_every``
-    epochs and at the last one, evaluate on the test set first. Returns the record when evaluated."""
-    record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0],
-                              **state, "difficulty_mean": float(np.mean(ts)), **extra}
-    evaluated = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+def _lr_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Exponential decay per optimiser step from ``cfg.lr`` to ``cfg.lr * cfg.lr_final`` at the last step."""
+    span = max(1, total_steps - 1)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cfg.lr_final ** (min(s, span) / span))
+
+
+def _epoch_batches(n: int, cfg: TrainConfig, gen: torch.Generator, steps_left: int) -> list[torch.Tensor]:
+    """One shuffled pass over ``n`` images in batches, cut to the ``steps_left`` steps of the run."""
+    return _batches(n, cfg.batch_size, gen)[:steps_left]
+
+
+def _log_epoch(cfg: TrainConfig, writer: RunWriter, epoch: int, steps: tuple[int, int], losses: list[float],
+               ts: list[float], state: dict[str, Any], sched: torch.optim.lr_scheduler.LRScheduler,
+               model: torch.nn.Module, test: EvalSet | None, device: torch.device, **extra: Any) -> dict[str, Any] | None:
+    """Log the epoch's record (mean loss, ``sched``'s lr, curriculum state, ``extra``). ``steps`` is
+    (steps done, steps of the run): when the epoch crossed a multiple of ``eval_every`` steps, and after
+    the last step, evaluate on the test set first. Returns the record when evaluated."""
+    done, total = steps
+    record: dict[str, Any] = {"epoch": epoch, "step": done, "loss": float(np.mean(losses)),
+                              "lr": sched.get_last_lr()[0], **state, "difficulty_mean": float(np.mean(ts)), **extra}
+    evaluated = done // cfg.eval_every > (done - len(losses)) // cfg.eval_every or done >= total
     if evaluated:
         if test is not None:
             record.update(evaluate(model, test, device, cfg.batch_size))
@@ -176,29 +189,30 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
+    steps_per_epoch = math.ceil(len(train_imgs) / cfg.batch_size)
+    total_steps = cfg.total_steps(len(train_imgs))
+    n_epochs = math.ceil(total_steps / steps_per_epoch)
+    sched = _lr_schedule(opt, cfg, total_steps)
     schedule = build_schedule(cfg.curriculum, cfg.curriculum_params, seed=seed)
     use_amp = cfg.amp and device.type == "cuda"
     gen = torch.Generator().manual_seed(seed)
     writer = RunWriter(cfg, class_name, seed)
-    log.info("run %s: %d train, %d hold-out, %d test images on %s", writer.run_dir, len(train_samples),
-             len(holdout), len(test_samples), device)
-    steps_per_epoch = math.ceil(len(train_imgs) / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
+    log.info("run %s: %d train, %d hold-out, %d test images on %s; %d steps (%d epochs)", writer.run_dir,
+             len(train_samples), len(holdout), len(test_samples), device, total_steps, n_epochs)
     ordering = _ordering(cfg, model, train_imgs, train_samples, device, seed, writer)
     base_params = SynthParams.from_dict(cfg.synth)  # {} = the paper's generator
     step = 0
     last: dict[str, Any] = {}
     state: dict[str, Any] = {}
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, n_epochs + 1):
         model.train()
         losses, ts = [], []
-        bar = writer.progress(steps_per_epoch, f"{class_name} s{seed} epoch {epoch}/{cfg.epochs}")
         if ordering is None:
-            batches = _batches(len(train_imgs), cfg.batch_size, gen)
+            batches = _epoch_batches(len(train_imgs), cfg, gen, total_steps - step)
         else:  # easiest-first subset at this epoch's difficulty, same number of steps
             t_epoch = _difficulty(schedule, step, total_steps)
-            batches = ordering.batches(t_epoch, steps_per_epoch, cfg.batch_size, gen)
+            batches = ordering.batches(t_epoch, steps_per_epoch, cfg.batch_size, gen)[: total_steps - step]
+        bar = writer.progress(len(batches), f"{class_name} s{seed} epoch {epoch}/{n_epochs}")
         for idx in batches:
             t = _difficulty(schedule, step, total_steps)
             params, gamma = resolve_knobs(cfg.knobs, t, base_params, cfg.gamma, cfg.knob_ranges)
@@ -213,6 +227,7 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
                 fe, fa = model.features(x)
             loss = cdo_loss(fe, fa, mask, gamma=gamma, oom=cfg.oom)
             lv = _optimise(opt, loss, schedule, epoch)
+            sched.step()
             losses.append(lv)
             ts.append(t)
             state = {"difficulty": t, "gamma": gamma, **params.__dict__, **schedule.state()}
@@ -222,8 +237,8 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
             bar.update(1)
             bar.set_postfix(loss=f"{lv:.4f}", t=f"{t:.2f}")
         bar.close()
-        sched.step()
-        last = _log_epoch(cfg, writer, epoch, losses, ts, state, sched, model, test, device) or last
+        last = _log_epoch(cfg, writer, epoch, (step, total_steps), losses, ts, state, sched, model, test,
+                          device) or last
     save_model(model, writer.run_dir)
     calib = calibrate(model, held, test, last, device, cfg.batch_size)
     writer.write_json("calibration.json", calib)

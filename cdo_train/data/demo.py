@@ -8,6 +8,9 @@ scratch, spot, hole, contamination), 256x256 PNG. Small enough to train CDO on
 Classes and defect types are registries (``DEMO_CLASSES``, ``DEMO_DEFECTS`` in
 ``cdo_train.data.procedural``); classes flagged ``hard`` are only generated when
 named or with ``hard=True``. ``defect_strength`` scales defect contrast.
+``photo=True`` (``--photo``) passes every image through a simulated line camera
+(lighting gradient, vignetting, defocus, sensor noise, JPEG; ``camera.py``),
+good and defective alike, masks unchanged.
 
 Layout written (``<root>/<class>/...``, see ``layouts.py``)::
 
@@ -43,6 +46,7 @@ import numpy as np
 
 from cdo_deploy.errors import CdoError
 
+from .camera import photograph
 from .procedural import DEMO_CLASSES, DEMO_DEFECTS
 
 __all__ = ["DEFAULT_DEMO_CLASSES", "demo_classes", "main", "make_demo_dataset"]
@@ -100,10 +104,16 @@ def _defective(class_name: str, defect: str, seed: int, index: int, size: int, s
 
 def _make_class(folder: Path, name: str, params: dict) -> None:
     seed, size = params["seed"], params["size"]
+
+    def camera(image: np.ndarray, *keys: object) -> np.ndarray:
+        return photograph(image, _rng(seed, name, "camera", *keys)) if params.get("photo") else image
+
     for i in range(params["n_train"]):
-        _write_png(folder / "train" / "good" / f"{i:03d}.png", _good(name, seed, "train", i, size))
+        image = camera(_good(name, seed, "train", i, size), "train", i)
+        _write_png(folder / "train" / "good" / f"{i:03d}.png", image)
     for i in range(params["n_test_good"]):
-        _write_png(folder / "test" / "good" / f"{i:03d}.png", _good(name, seed, "test", i, size))
+        image = camera(_good(name, seed, "test", i, size), "test", i)
+        _write_png(folder / "test" / "good" / f"{i:03d}.png", image)
     defects = DEMO_CLASSES.get(name).defects
     counts = dict.fromkeys(defects, 0)
     for i in range(params["n_test_defect"]):
@@ -111,7 +121,7 @@ def _make_class(folder: Path, name: str, params: dict) -> None:
         j = counts[defect]
         counts[defect] += 1
         image, mask = _defective(name, defect, seed, j, size, params["defect_strength"])
-        _write_png(folder / "test" / defect / f"{j:03d}.png", image)
+        _write_png(folder / "test" / defect / f"{j:03d}.png", camera(image, defect, j))
         _write_png(folder / "ground_truth" / defect / f"{j:03d}_mask.png", mask.astype(np.uint8) * 255)
 
 
@@ -126,6 +136,7 @@ def make_demo_dataset(
     hard: bool = False,
     defect_strength: float = 1.0,
     overwrite: bool = False,
+    photo: bool = False,
 ) -> Path:
     """Write the demo dataset under ``root`` in the MVTec AD layout.
 
@@ -145,6 +156,7 @@ def make_demo_dataset(
         hard: with ``classes=None``, include the classes registered as hard.
         defect_strength: defect contrast factor (1.0 = default; lower is subtler).
         overwrite: replace class folders that hold other content.
+        photo: pass every image through the simulated line camera (``camera.photograph``).
 
     Returns:
         ``root`` as a ``Path``.
@@ -173,6 +185,8 @@ def make_demo_dataset(
         params = {"version": _FORMAT_VERSION, "class": name, "seed": int(seed), "size": int(size),
                   "n_train": int(n_train), "n_test_good": int(n_test_good),
                   "n_test_defect": int(n_test_defect), "defect_strength": float(defect_strength)}
+        if photo:
+            params["photo"] = True
         folder = root / name
         marker = folder / _MARKER
         if marker.is_file() and _read_marker(marker) == params:
@@ -212,6 +226,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--hard", action="store_true", help="include classes registered as hard")
     parser.add_argument("--defect-strength", type=float, default=1.0)
     parser.add_argument("--overwrite", action="store_true", help="replace existing class folders")
+    parser.add_argument("--photo", action="store_true",
+                        help="simulate a line camera: lighting gradient, vignetting, defocus, sensor noise, JPEG")
     parser.add_argument("--list", action="store_true", help="list demo classes and defect types, then exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -226,7 +242,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         root = make_demo_dataset(
             args.out_dir, classes=args.classes, n_train=args.n_train, n_test_good=args.n_test_good,
             n_test_defect=args.n_test_defect, size=args.size, seed=args.seed, hard=args.hard,
-            defect_strength=args.defect_strength, overwrite=args.overwrite,
+            defect_strength=args.defect_strength, overwrite=args.overwrite, photo=args.photo,
         )
     except CdoError as e:
         print(f"Error: {e}", file=sys.stderr)

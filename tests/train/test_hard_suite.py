@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from cdo_train.config import TrainConfig
@@ -43,6 +44,28 @@ def test_hard_dataset_is_deterministic(tmp_path):
     b = make_demo_dataset(tmp_path / "b", classes=["cells"], n_train=1, n_test_good=0, n_test_defect=4, size=64)
     files = sorted(p.relative_to(a) for p in a.rglob("*.png"))
     assert files and all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+
+def test_photo_suite_is_the_clean_suite_through_a_camera(tmp_path):
+    kw = dict(classes=["turf"], n_train=2, n_test_good=1, n_test_defect=4, size=64)
+    clean = make_demo_dataset(tmp_path / "clean", **kw)
+    photo = make_demo_dataset(tmp_path / "photo", photo=True, **kw)
+    again = make_demo_dataset(tmp_path / "again", photo=True, **kw)
+    images = sorted(p.relative_to(clean) for p in clean.rglob("*.png") if "ground_truth" not in p.parts)
+    masks = sorted(p.relative_to(clean) for p in clean.rglob("*_mask.png"))
+    assert len(images) == 7 and len(masks) == 4
+    for f in masks:  # the defect's pixels, before the camera
+        assert (clean / f).read_bytes() == (photo / f).read_bytes()
+    for f in images:
+        a, b = load_sample_image(clean / f), load_sample_image(photo / f)
+        assert a.shape == b.shape and 1.0 < np.abs(a.astype(float) - b).mean() < 40.0, f  # changed, still the part
+        assert (photo / f).read_bytes() == (again / f).read_bytes()  # deterministic
+
+
+def load_sample_image(path):
+    import cv2
+
+    return cv2.imread(str(path))
 
 
 def test_training_with_realistic_anomalies_and_head_study(tmp_path):
