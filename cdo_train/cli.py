@@ -50,6 +50,9 @@ def _bool_option(name: str, dest: str, help: str):
 @click.option("--seed", type=int, default=None)
 @click.option("--seeds", type=int, default=None, help="Run N seeds: seed, seed+1, ...")
 @click.option("--eval-every", type=int, default=None, help="Evaluate every N optimiser steps and at the end (default 250).")
+@click.option("--head", type=click.Choice(["cdo", "cdo+knn"]), default=None,
+              help="cdo: teacher/student discrepancy; cdo+knn: fused with a memory bank of normal teacher patches.")
+@click.option("--bank-size", type=int, default=None, help="Memory-bank patches for --head cdo+knn (default 1024).")
 @click.option("--output-dir", default=None, help="Where run folders go (default ./result).")
 @click.option("--name", default=None, help="Experiment name (default <backbone>-<curriculum>).")
 @click.option("--curriculum", default=None, help="Curriculum schedule (default none).")

@@ -29,11 +29,12 @@ import yaml
 
 from cdo_deploy.errors import CdoError
 
-__all__ = ["DATASETS", "DEFAULT_STEPS", "TrainConfig", "load_config_file"]
+__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "TrainConfig", "load_config_file"]
 
 DATASETS = ("mvtec2d", "mvtec3d", "folder")
 DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/hard_surfaces.md)
 _LENGTH_KEYS = ("steps", "epochs")
+HEADS = ("cdo", "cdo+knn")  # cdo+knn: fused with the memory bank (cdo_train.memory_bank)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class TrainConfig:
     blur_sigma: float = 4.0
     score_rule: str = "max"
     topk: int = 100
+    head: str = "cdo"
+    bank_size: int = 1024
     holdout_fraction: float = 0.1
     foreground_only: bool = False
     max_train_images: int | None = None
@@ -93,6 +96,8 @@ class TrainConfig:
             (self.gamma >= 0, "--gamma must be >= 0"),
             (0.0 <= self.holdout_fraction < 1.0, "holdout_fraction must be in [0, 1)"),
             (self.score_rule in ("max", "topk_mean"), "score_rule must be max or topk_mean"),
+            (self.head in HEADS, f"--head must be one of {', '.join(HEADS)}"),
+            (self.bank_size >= 1, "--bank-size must be >= 1"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -106,11 +106,13 @@ class DiscrepancyHead(nn.Module):
         self.register_buffer("kx", kernel.view(1, 1, 1, -1), persistent=False)
         self.register_buffer("ky", kernel.view(1, 1, -1, 1), persistent=False)
 
-    def low_res_map(self, fe: list[torch.Tensor], fa: list[torch.Tensor]) -> torch.Tensor:
-        """Summed, blurred discrepancy at level-0 resolution, (B, 1, H/4, W/4)."""
+    def low_res_map(self, fe: list[torch.Tensor], fa: list[torch.Tensor], bank: nn.Module | None = None) -> torch.Tensor:
+        """Summed (and with a memory ``bank``, fused: ``MemoryBank.fuse``), blurred discrepancy at level-0
+        resolution, (B, 1, H/4, W/4)."""
         from .triton_head import fused_level_sum  # Triton on CUDA without autograd; this reference otherwise
 
-        return self.blur(fused_level_sum(fe, fa))
+        d = fused_level_sum(fe, fa)
+        return self.blur(d if bank is None else bank.fuse(d, fe))
 
     def blur(self, d: torch.Tensor) -> torch.Tensor:
         """The separable Gaussian blur (reflect padding) of a (B, 1, h, w) level-0 map."""
@@ -126,7 +128,8 @@ class DiscrepancyHead(nn.Module):
             return flat.amax(1)
         return flat.topk(min(self.topk, flat.shape[1]), dim=1).values.mean(1)
 
-    def forward(self, fe: list[torch.Tensor], fa: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        d = self.low_res_map(fe, fa)
+    def forward(self, fe: list[torch.Tensor], fa: list[torch.Tensor],
+                bank: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        d = self.low_res_map(fe, fa, bank)
         amap = F.interpolate(d, size=self.image_size, mode="bilinear", align_corners=False)
         return amap, self.score(amap)

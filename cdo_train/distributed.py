@@ -59,8 +59,8 @@ from .evaluation import calibrate, load_images, predict
 from .loss import cdo_loss
 from .models import CDOModel, ModelConfig
 from .runio import RunWriter, save_model
-from .trainer import (RunResult, _class_names, _difficulty, _epoch_batches, _log_epoch, _lr_schedule, _optimise,
-                      _split_train, resolve_device)
+from .trainer import (RunResult, _attach_bank, _class_names, _difficulty, _epoch_batches, _log_epoch, _lr_schedule,
+                      _optimise, _split_train, resolve_device)
 
 __all__ = ["DistContext", "in_torchrun", "launch", "shard", "synthesize_on_device", "train_distributed",
            "train_one_distributed"]
@@ -256,6 +256,7 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
             dist.barrier(group=ctx.group)  # the others wait while the first process evaluates
     if writer is None:
         return None
+    last = _attach_bank(cfg, writer, model, train_imgs.cpu(), held, test, device, seed, last)
     save_model(model, writer.run_dir)
     throughput = {"images_per_s": round(n_images / max(train_s, 1e-9), 1), "train_seconds": round(train_s, 3),
                   "images": n_images, "processes": ctx.group_size, "device": str(device), "amp": use_amp,

@@ -24,6 +24,7 @@ from cdo_deploy.errors import CdoError
 
 from .backbones import BACKBONES
 from .discrepancy import DiscrepancyHead
+from .memory_bank import KNN_LEVELS, MemoryBank
 from .weights import load_teacher_state
 
 __all__ = ["CDOModel", "ModelConfig", "build_feature_extractor"]
@@ -39,6 +40,12 @@ class ModelConfig:
     score_rule: str = "max"
     topk: int = 100
     teacher_weights: str | None = None
+    bank_size: int = 0  # > 0: the memory-bank head (``cdo_train.memory_bank``) with this many patches
+
+    @property
+    def head(self) -> str:
+        """``"cdo"`` (teacher/student discrepancy) or ``"cdo+knn"`` (fused with the memory bank)."""
+        return "cdo+knn" if self.bank_size > 0 else "cdo"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -89,6 +96,15 @@ class CDOModel(nn.Module):
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1))
         size = (cfg.image_size, cfg.image_size)
         self.head = DiscrepancyHead(size, cfg.blur_sigma, cfg.score_rule, cfg.topk)
+        self.bank: MemoryBank | None = None
+        if cfg.bank_size > 0:  # shape only: the trainer fills it (set_bank), load_model loads it
+            channels = sum(self.teacher.feature_info.channels()[i] for i in KNN_LEVELS)
+            self.bank = MemoryBank.empty(cfg.bank_size, channels)
+
+    def set_bank(self, bank: MemoryBank | None) -> None:
+        """Attach (or with None, detach) the memory-bank head; ``cfg.bank_size`` follows."""
+        self.bank = bank
+        self.cfg = dataclasses.replace(self.cfg, bank_size=0 if bank is None else int(bank.bank.shape[0]))
 
     def train(self, mode: bool = True) -> "CDOModel":
         super().train(mode)
@@ -103,6 +119,11 @@ class CDOModel(nn.Module):
         fa = self.student(x)
         return list(fe), list(fa)
 
+    @torch.no_grad()
+    def teacher_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The teacher's feature list for RGB images in [0, 1], (B, 3, H, W)."""
+        return list(self.teacher((x - self.mean) / self.std))
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fe, fa = self.features(x)
-        return self.head(fe, fa)
+        return self.head(fe, fa, self.bank)

@@ -39,6 +39,7 @@ from .data import Sample, list_classes, list_samples, split_holdout
 from .difficulty import resolve_knobs
 from .evaluation import EvalSet, calibrate, evaluate, load_images, predict
 from .loss import cdo_loss
+from .memory_bank import build_memory_bank
 from .models import CDOModel, ModelConfig
 from .runio import RunWriter, save_model
 
@@ -171,6 +172,24 @@ def _log_epoch(cfg: TrainConfig, writer: RunWriter, epoch: int, steps: tuple[int
     return record if evaluated else None
 
 
+def _attach_bank(cfg: TrainConfig, writer: RunWriter, model: CDOModel, train_imgs: torch.Tensor,
+                 held: EvalSet | None, test: EvalSet | None, device: torch.device, seed: int,
+                 last: dict[str, Any]) -> dict[str, Any]:
+    """With ``--head cdo+knn``: build the memory bank, attach it, and log the fused model's evaluation
+    as the run's last record (the plain head's last record stays in ``metrics.jsonl`` before it)."""
+    if cfg.head != "cdo+knn":
+        return last
+    bank = build_memory_bank(model, train_imgs.numpy(), held.images if held is not None else None,
+                             cfg.bank_size, seed, device, cfg.batch_size)
+    model.set_bank(bank)
+    record = {k: v for k, v in last.items() if k in ("epoch", "step", "loss", "lr")}
+    record["head"] = cfg.head
+    if test is not None:
+        record.update(evaluate(model, test, device, cfg.batch_size))
+    writer.log_eval(record)
+    return record
+
+
 def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
     """Train one class with one seed; writes the run folder and returns its result."""
     t_start = time.time()
@@ -239,6 +258,7 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
         bar.close()
         last = _log_epoch(cfg, writer, epoch, (step, total_steps), losses, ts, state, sched, model, test,
                           device) or last
+    last = _attach_bank(cfg, writer, model, train_imgs, held, test, device, seed, last)
     save_model(model, writer.run_dir)
     calib = calibrate(model, held, test, last, device, cfg.batch_size)
     writer.write_json("calibration.json", calib)

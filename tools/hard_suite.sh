@@ -8,6 +8,9 @@
 #   tools/hard_suite.sh                                  # the default (plain cdo-train, no config), 3 seeds
 #   EXPERIMENTS="default paper" SEEDS=1 tools/hard_suite.sh
 #   EXPERIMENTS=steps500 CLASSES="turf cells" tools/hard_suite.sh
+#   EXPERIMENTS="cur-none cur-linear cur-step cur-root cur-self-paced cur-anti cur-random" \
+#     CLASSES="turf cells speckle" tools/hard_suite.sh     # the curriculum comparison (configs/curriculum_*.yaml)
+# EXTRA="..." adds cdo-train options to every run of this call (e.g. EXTRA="--image-size 128").
 #
 # Experiments are named in preset() below; each writes result/hard/<experiment>/<class>/seed_<n>.
 # Peers (anomalib PatchCore on the same teacher) and tables: tools/peers.py (see docs/hard_surfaces.md).
@@ -31,6 +34,8 @@ preset() {  # experiment -> cdo-train options on top of the defaults
     default) echo "" ;;                                   # plain `cdo-train --data-root D --class-name C`
     paper) echo "--config configs/paper.yaml" ;;          # the previous default: the paper's 50 epochs, batch 16
     steps*) echo "--steps ${1#steps}" ;;                  # training length study, e.g. steps500
+    head-cdo) echo "--head cdo" ;;                        # the plain teacher/student head
+    cur-*) echo "--config configs/curriculum_${1#cur-}.yaml" ;;  # a curriculum schedule on top of the defaults
     *) echo "unknown experiment $1" >&2; exit 1 ;;
   esac
 }
@@ -50,10 +55,10 @@ jobs_list() {
 
 run_one() {  # experiment class seed; finished runs (summary.json present) are skipped on a re-run
   # shellcheck disable=SC2046
-  $TRAIN $(preset "$1") --data-root "$DATA" --class-name "$2" --seed "$3" --output-dir "$OUT" --name "$1" \
+  $TRAIN $(preset "$1") ${EXTRA:-} --data-root "$DATA" --class-name "$2" --seed "$3" --output-dir "$OUT" --name "$1" \
     --no-progress > "$OUT/logs/$1-$2-$3.log" 2>&1 && echo "done $1 $2 $3" || echo "FAILED $1 $2 $3 (see $OUT/logs)"
 }
 export -f run_one preset
-export TRAIN DATA OUT
+export TRAIN DATA OUT EXTRA
 mkdir -p "$OUT/logs"
 jobs_list | xargs -P "$JOBS" -L 1 bash -c 'run_one "$0" "$1" "$2"'

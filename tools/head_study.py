@@ -10,7 +10,13 @@ each finished run ``<logdir>/<experiment>/<class>/seed_<n>`` it evaluates
 * level sets (``--levels``, e.g. ``012`` all, ``01`` strides 4 and 8);
 * level normalisation (``--norms``): ``none`` sums the raw per-level
   discrepancies; ``mean`` divides each level by its mean over the run's
-  held-out good training images (never test images) before summing.
+  held-out good training images (never test images) before summing;
+  ``z`` standardises each level by its held-out good mean and std;
+* memory banks (``--banks``, e.g. ``1024,4096,10%``): the memory-bank head of
+  ``cdo_train.memory_bank`` built from the run's training images (the trainer's
+  split; greedy coreset seeded by the run's seed, smaller banks are prefixes of
+  the largest), statistics from the held-out good images: ``fuse`` is the
+  fused map the head exports, ``knn`` the patch distance alone (PatchCore-like).
 
 and writes ``<out>.md`` / ``<out>.json``: per variant, per class and the class
 mean, mean ± std over seeds of image AUROC, pixel AUROC and AUPRO.
@@ -39,6 +45,7 @@ from cdo_train.config import TrainConfig
 from cdo_train.data import list_samples
 from cdo_train.discrepancy import DiscrepancyHead, level_discrepancies
 from cdo_train.evaluation import load_images
+from cdo_train.memory_bank import MemoryBank, greedy_coreset, patch_features
 from cdo_train.metrics import compute_metrics
 from cdo_train.runio import load_model
 from cdo_train.trainer import _split_train
@@ -57,14 +64,37 @@ def _features(model, images: np.ndarray, batch: int = 8):
     return [torch.cat(z) for z in zip(*fes)], [torch.cat(z) for z in zip(*fas)]
 
 
-def _level_means(model, cfg: dict, class_name: str) -> list[float]:
-    """Mean discrepancy per level over the run's held-out good training images (the trainer's split)."""
+def _held_out(model, cfg: dict, class_name: str):
+    """Teacher/student features of the run's held-out good training images (the trainer's split)."""
     train_cfg = TrainConfig().merged(cfg)
-    _, _, held = _split_train(train_cfg, class_name, train_cfg.seed)
+    _, train, held = _split_train(train_cfg, class_name, train_cfg.seed)
     if not held:
-        raise SystemExit(f"Error: {class_name}: no held-out good images for --norms mean")
-    fe, fa = _features(model, load_images(held, model.cfg.image_size).images)
-    return [float(d.mean()) for d in level_discrepancies(fe, fa)]
+        raise SystemExit(f"Error: {class_name}: no held-out good images to normalise with")
+    return train, _features(model, load_images(held, model.cfg.image_size).images)
+
+
+def _level_stats(held) -> list[tuple[float, float]]:
+    """(mean, std) of each level's discrepancy over the held-out good images."""
+    return [(float(d.mean()), float(d.std())) for d in level_discrepancies(*held)]
+
+
+def _bank_variants(model, train, held, test_f, sizes: list[str], seed: int) -> dict[str, torch.Tensor]:
+    """``name -> level-0 map before the blur`` for each bank size: the fused map and the kNN map alone."""
+    fe_train, _ = _features(model, load_images(train, model.cfg.image_size).images)
+    patches = patch_features(fe_train)
+    flat = patches.permute(0, 2, 3, 1).reshape(-1, patches.shape[1])
+    counts = [round(float(z[:-1]) / 100 * len(flat)) if z.endswith("%") else int(z) for z in sizes]
+    order = greedy_coreset(flat, max(counts), seed)
+    d_held, d_test = (sum(level_discrepancies(*f)) for f in (held, test_f))
+    out = {}
+    for name, m in zip(sizes, counts):
+        bank = MemoryBank(flat[order[:m]].clone())
+        up = [torch.nn.functional.interpolate(bank.distances(f[0]), size=d_held.shape[-2:], mode="bilinear",
+                                              align_corners=False) for f in (held, test_f)]
+        bank.calibrate(d_held, up[0])
+        out[f"bank={name} fuse"] = bank.fuse(d_test, test_f[0])
+        out[f"bank={name} knn"] = up[1]
+    return out
 
 
 def _amap(head: DiscrepancyHead, fe, fa, idx: list[int], weights: list[float] | None) -> torch.Tensor:
@@ -77,32 +107,48 @@ def _amap(head: DiscrepancyHead, fe, fa, idx: list[int], weights: list[float] | 
     return torch.nn.functional.interpolate(d, size=head.image_size, mode="bilinear", align_corners=False)
 
 
-def study_run(run_dir: Path, sigmas, levels, topks, norms=("none",)) -> dict[str, dict[str, float]]:
+def _scored(amap: torch.Tensor, test, topks) -> dict[str, dict[str, float]]:
+    """``score rule -> metrics`` of full-size maps (B, 1, H, W): pixel metrics once, image AUROC per rule."""
+    maps = amap[:, 0].numpy()
+    flat = amap.flatten(1)
+    rules = {"max": flat.amax(1)}
+    for k in topks:
+        rules[f"top{k}"] = flat.topk(min(k, flat.shape[1]), dim=1).values.mean(1)
+    out, pixel = {}, None
+    for rule, scores in rules.items():
+        m = compute_metrics(test.labels, scores.numpy(), test.masks if pixel is None else None,
+                            maps if pixel is None else None)
+        if pixel is None:
+            pixel = {k: m[k] for k in ("pixel_auroc", "aupro")}
+        out[rule] = {"image_auroc": m["image_auroc"], **pixel}
+    return out
+
+
+def study_run(run_dir: Path, sigmas, levels, topks, norms=("none",), banks=()) -> dict[str, dict[str, float]]:
     """``variant name -> metrics`` for one run folder."""
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     model = load_model(run_dir)
     size = model.cfg.image_size
     test = load_images(list_samples(cfg["dataset"], cfg["data_root"], run_dir.parent.name, "test"), size)
     fe, fa = _features(model, test.images)
-    means = _level_means(model, cfg, run_dir.parent.name) if "mean" in norms else []
+    train, held = _held_out(model, cfg, run_dir.parent.name) if set(norms) - {"none"} or banks else (None, None)
+    stats = _level_stats(held) if held is not None else []
     out: dict[str, dict[str, float]] = {}
     for lv, norm, sigma in [(lv, n, s) for lv in levels for n in norms for s in sigmas]:
         idx = [int(c) for c in lv]
         stride = 4 * 2 ** idx[0]
         head = DiscrepancyHead((size, size), sigma, "max", feature_stride=stride)
-        amap = _amap(head, fe, fa, idx, [1.0 / means[i] for i in idx] if norm == "mean" else None)
-        maps = amap[:, 0].numpy()
-        flat = amap.flatten(1)
-        rules = {"max": flat.amax(1)}
-        for k in topks:
-            rules[f"top{k}"] = flat.topk(min(k, flat.shape[1]), dim=1).values.mean(1)
-        pixel = None
-        for rule, scores in rules.items():
-            m = compute_metrics(test.labels, scores.numpy(), test.masks if pixel is None else None,
-                                maps if pixel is None else None)
-            if pixel is None:
-                pixel = {k: m[k] for k in ("pixel_auroc", "aupro")}
-            out[f"levels={lv} norm={norm} sigma={sigma:g} score={rule}"] = {"image_auroc": m["image_auroc"], **pixel}
+        weights = {"none": None, "mean": [1.0 / stats[i][0] for i in idx] if stats else None,
+                   "z": [1.0 / stats[i][1] for i in idx] if stats else None}[norm]
+        for rule, m in _scored(_amap(head, fe, fa, idx, weights), test, topks).items():
+            out[f"levels={lv} norm={norm} sigma={sigma:g} score={rule}"] = m
+    if banks:
+        head = DiscrepancyHead((size, size), model.cfg.blur_sigma, "max")
+        for name, d in _bank_variants(model, train, held, (fe, fa), list(banks), int(cfg["seed"])).items():
+            amap = torch.nn.functional.interpolate(head.blur(d), size=head.image_size, mode="bilinear",
+                                                   align_corners=False)
+            for rule, m in _scored(amap, test, topks).items():
+                out[f"{name} score={rule}"] = m
     return out
 
 
@@ -121,7 +167,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sigmas", default="4", help="comma-separated blur sigmas (default 4)")
     ap.add_argument("--levels", default="012", help="comma-separated level sets (default 012)")
     ap.add_argument("--topk", default="10,50,200", help="comma-separated k for topk_mean")
-    ap.add_argument("--norms", default="none", help="comma-separated level normalisations: none, mean")
+    ap.add_argument("--norms", default="none", help="comma-separated level normalisations: none, mean, z")
+    ap.add_argument("--banks", default="", help="comma-separated memory-bank sizes (patches, or N%% of them)")
     args = ap.parse_args(argv)
     torch.set_grad_enabled(False)
     sigmas = [float(s) for s in args.sigmas.split(",")]
@@ -135,7 +182,8 @@ def main(argv=None) -> int:
     results: dict = defaultdict(lambda: defaultdict(dict))
     for s in runs:
         run = s.parent
-        for variant, m in study_run(run, sigmas, levels, topks, args.norms.split(",")).items():
+        banks = [b for b in args.banks.split(",") if b]
+        for variant, m in study_run(run, sigmas, levels, topks, args.norms.split(","), banks).items():
             results[variant][run.parent.name][run.name] = m
     classes = sorted({c for v in results.values() for c in v})
     lines = [f"# head study: {args.experiment} ({len(runs)} runs)", ""]

@@ -95,6 +95,8 @@ class AotiGraph(nn.Module):
             from ..triton_head import reference_level_sum
 
             d = reference_level_sum(fe, fa)
+        if m.bank is not None:
+            d = m.bank.fuse(d, fe)
         head = m.head
         if head.pad > 0:  # the blur of DiscrepancyHead.low_res_map
             p = head.pad

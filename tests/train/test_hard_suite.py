@@ -81,12 +81,13 @@ def test_training_with_realistic_anomalies_and_head_study(tmp_path):
     out = tmp_path / "study"
     proc = subprocess.run([sys.executable, str(REPO / "tools" / "head_study.py"), "--logdir", str(tmp_path / "runs"),
                            "--experiment", "real", "-o", str(out), "--sigmas", "2,4", "--topk", "10",
-                           "--norms", "none,mean"],
+                           "--norms", "none,mean,z", "--banks", "8,50%"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "study.md").read_text()
     assert "levels=012 norm=none sigma=4 score=max" in text and "score=top10" in text
-    assert "levels=012 norm=mean sigma=2 score=max" in text
+    assert "levels=012 norm=mean sigma=2 score=max" in text and "levels=012 norm=z sigma=4 score=max" in text
+    assert "bank=8 fuse score=max" in text and "bank=50% knn score=top10" in text
 
 
 def test_head_study_level_weights_of_one_reproduce_the_head():
