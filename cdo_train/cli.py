@@ -50,6 +50,8 @@ def _bool_option(name: str, dest: str, help: str):
 @click.option("--seed", type=int, default=None)
 @click.option("--seeds", type=int, default=None, help="Run N seeds: seed, seed+1, ...")
 @click.option("--eval-every", type=int, default=None, help="Evaluate every N optimiser steps and at the end (default 250).")
+@click.option("--student", type=click.Choice(["same", "light"]), default=None,
+              help="same: the teacher's architecture (the paper's); light: a small asymmetric student.")
 @click.option("--head", type=click.Choice(["cdo", "cdo+knn"]), default=None,
               help="cdo: teacher/student discrepancy; cdo+knn: fused with a memory bank of normal teacher patches.")
 @click.option("--bank-size", type=int, default=None, help="Memory-bank patches for --head cdo+knn (default 1024).")

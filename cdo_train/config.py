@@ -34,6 +34,7 @@ __all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "TrainConfig", "load_config_fil
 DATASETS = ("mvtec2d", "mvtec3d", "folder")
 DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/hard_surfaces.md)
 _LENGTH_KEYS = ("steps", "epochs")
+STUDENTS = ("same", "light")  # cdo_train.students
 HEADS = ("cdo", "cdo+knn")  # cdo+knn: fused with the memory bank (cdo_train.memory_bank)
 
 
@@ -68,6 +69,7 @@ class TrainConfig:
     topk: int = 100
     head: str = "cdo"
     bank_size: int = 1024
+    student: str = "same"
     holdout_fraction: float = 0.1
     foreground_only: bool = False
     max_train_images: int | None = None
@@ -98,6 +100,7 @@ class TrainConfig:
             (self.score_rule in ("max", "topk_mean"), "score_rule must be max or topk_mean"),
             (self.head in HEADS, f"--head must be one of {', '.join(HEADS)}"),
             (self.bank_size >= 1, "--bank-size must be >= 1"),
+            (self.student in STUDENTS, f"--student must be one of {', '.join(STUDENTS)}"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -190,7 +190,8 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
         test = load_images(test_samples, size) if test_samples else None
         held = load_images(holdout, size) if holdout else None
 
-    mcfg = ModelConfig(cfg.backbone, size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights)
+    mcfg = ModelConfig(cfg.backbone, size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights,
+                       student=cfg.student)
     model = CDOModel(mcfg).to(device)
     model = model.to(memory_format=torch.channels_last) if cuda else model
     student: torch.nn.Module = model.student

@@ -60,6 +60,9 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> CDOMo
     except (SafetensorError, OSError) as e:
         raise CdoError(f"corrupt weights {run / WEIGHTS}: {e}") from None
     model = CDOModel(mcfg, load_teacher=False)
+    own = model.state_dict()
+    # runs saved before unused backbone stages were dropped hold their (never used) weights too
+    state = {k: v for k, v in state.items() if k in own or not k.startswith(("teacher.blocks.", "student.blocks."))}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

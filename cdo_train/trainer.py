@@ -203,7 +203,8 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int) -> RunResult:
     test = load_images(test_samples, size) if test_samples else None
     held = load_images(holdout, size) if holdout else None
 
-    mcfg = ModelConfig(cfg.backbone, size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights)
+    mcfg = ModelConfig(cfg.backbone, size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights,
+                       student=cfg.student)
     model = CDOModel(mcfg).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)

@@ -87,3 +87,39 @@ def test_topk_score_rule():
     head = DiscrepancyHead((32, 32), blur_sigma=0.0, score_rule="topk_mean", topk=10)
     amap = torch.arange(32 * 32, dtype=torch.float32).view(1, 1, 32, 32)
     assert float(head.score(amap)) == pytest.approx(float(torch.arange(1014, 1024).float().mean()))
+
+
+def test_unused_backbone_stages_are_dropped_and_old_runs_still_load(tmp_path):
+    from cdo_train.runio import load_model, save_model
+
+    m = CDOModel(ModelConfig("tf_efficientnet_lite0", image_size=64, teacher_weights="random"))
+    assert len(m.teacher.blocks) == 5 and len(m.student.blocks) == 5  # stride 32 stages 5, 6 never feed a level
+    full = build_feature_extractor_full()
+    x = torch.rand(1, 3, 64, 64)
+    full.load_state_dict(m.teacher.state_dict(), strict=False)
+    full.eval(), m.teacher.eval()
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(full(x), m.teacher(x)))
+    save_model(m, tmp_path)  # a run saved before the change also held blocks 5 and 6: still loads
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(tmp_path / "model.safetensors"))
+    extra = {f"{net}.{k}": v.clone().contiguous() for net in ("teacher", "student") for k, v in full.state_dict().items()
+             if k.startswith(("blocks.5.", "blocks.6."))}
+    save_file({**state, **extra}, str(tmp_path / "model.safetensors"))
+    assert len(load_model(tmp_path).student.blocks) == 5
+
+
+def build_feature_extractor_full():
+    import timm
+
+    return timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(1, 2, 3))
+
+
+def test_light_student_has_the_teachers_levels_and_is_much_smaller():
+    m = CDOModel(ModelConfig("tf_efficientnet_lite0", image_size=64, teacher_weights="random", student="light"))
+    fe, fa = m.features(torch.rand(2, 3, 64, 64))
+    assert [t.shape for t in fe] == [t.shape for t in fa]
+    n_student = sum(p.numel() for p in m.student.parameters())
+    n_teacher = sum(p.numel() for p in m.teacher.parameters())
+    assert n_student < 0.5 * n_teacher
