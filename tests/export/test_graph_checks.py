@@ -52,6 +52,21 @@ def test_polygraphy_lint_passes_and_inspect_sees_static_output_shapes(exported, 
     assert r.returncode == 0 and "anomaly_map [dtype=float32, shape=('batch', 1, 64, 64)]" in r.stdout, r.stdout
 
 
+def test_weak_typing_fp32_patterns_cover_the_head_and_no_qdq_node(exported):
+    """The trtexec/Python pins (cdo_deploy.engine_plan.FP32_LAYERS) select what cdo-export names the
+    input normalisation and head, and never a Q/DQ node (trtexec would force its int8 output to fp32)."""
+    from cdo_deploy.engine_plan import BACKBONE_SCOPES, FP32_LAYERS, matches_layer
+
+    for name in VARIANTS:
+        nodes = onnx.load(str(exported.bundle / name)).graph.node
+        pinned = {n.name for n in nodes if any(matches_layer(p, n.name) for p in FP32_LAYERS)}
+        outside = {n.name for n in nodes if not n.name.startswith(BACKBONE_SCOPES)}
+        qdq = {n.name for n in nodes if n.op_type in ("QuantizeLinear", "DequantizeLinear")}
+        assert not pinned & qdq, (name, sorted(pinned & qdq)[:3])
+        assert outside - pinned - qdq == {"/Cast"}, (name, sorted(outside - pinned - qdq)[:5])
+        assert all(any(matches_layer(p, n) for n in pinned) for p in FP32_LAYERS), name
+
+
 def test_precision_lives_in_the_graph_head_stays_fp32(exported):
     fp16 = onnx.load(str(exported.bundle / "model_fp16.onnx"))
     init_types = {t.name: t.data_type for t in fp16.graph.initializer}

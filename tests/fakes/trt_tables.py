@@ -69,3 +69,17 @@ MEMORY_POOL_TYPES = {"WORKSPACE": 0}
 ALLOCATION_STRATEGIES = {"STATIC": 0, "ON_PROFILE_CHANGE": 1, "USER_MANAGED": 2}
 #: ILayer precision API (bound in 10.x, gone in 11.x)
 LAYER_PRECISION_API = {10: True, 11: False}
+
+#: trtexec build options per major version (``samples/common/sampleOptions.cpp``: v10.13.3 parses
+#: ``--noTF32``/``--fp16``/``--int8``/``--stronglyTyped`` at l.1252-1258, ``--precisionConstraints``
+#: l.1318, ``--layerPrecisions``/``--layerOutputTypes`` l.1336-1337, ``--timingCacheFile`` l.1491;
+#: v11.1 parses ``--noTF32`` and ``--stronglyTyped`` at l.1213-1214 ("[Deprecated] ... a no-op", help
+#: l.2752) and ``--timingCacheFile`` l.1353, and has none of the precision options).
+TRTEXEC_OPTIONS = {
+    10: {"--onnx", "--saveEngine", "--minShapes", "--optShapes", "--maxShapes", "--memPoolSize", "--timingCacheFile",
+         "--noTF32", "--fp16", "--int8", "--bf16", "--stronglyTyped", "--precisionConstraints", "--layerPrecisions",
+         "--layerOutputTypes"},
+    11: {"--onnx", "--saveEngine", "--minShapes", "--optShapes", "--maxShapes", "--memPoolSize", "--timingCacheFile",
+         "--noTF32"},
+}
+TRTEXEC_DEPRECATED = {10: set(), 11: {"--stronglyTyped"}}
