@@ -55,6 +55,18 @@ class HostMemory(bytes):
     """``IHostMemory``: ``bytes(mem)`` gives the data."""
 
 
+def read_blob(data: bytes, magic: bytes, what: str, version: str, messages: list) -> dict | None:
+    """The JSON record of a fake engine or timing cache; None (error logged) if corrupt or of another version."""
+    if not data.startswith(magic):
+        messages.append(("ERROR", f"{what}: corrupt or not a serialized {what}"))
+        return None
+    doc = json.loads(data[len(magic):])
+    if doc["version"] != version:
+        messages.append(("ERROR", f"{what}: made by TensorRT {doc['version']}, this is {version}"))
+        return None
+    return doc
+
+
 def builder_classes(trt: types.ModuleType, major: int, state: Any) -> None:  # noqa: C901 - one class per API
     """Attach Builder, OnnxParser and friends to the fake module ``trt``."""
     flag_bit = {name: 1 << v for name, v in T.NETWORK_FLAGS[major].items()}
@@ -191,14 +203,8 @@ def builder_classes(trt: types.ModuleType, major: int, state: Any) -> None:  # n
             data = bytes(serialized)
             if not data:
                 return TimingCache(state.device_name, 0)
-            if not data.startswith(CACHE_MAGIC):
-                error("createTimingCache: corrupt timing cache")
-                return None
-            doc = json.loads(data[len(CACHE_MAGIC):])
-            if doc["version"] != trt.__version__:
-                error(f"createTimingCache: cache from TensorRT {doc['version']}, this is {trt.__version__}")
-                return None
-            return TimingCache(doc["device"], doc["entries"])
+            doc = read_blob(data, CACHE_MAGIC, "timing cache", trt.__version__, state.messages)
+            return None if doc is None else TimingCache(doc["device"], doc["entries"])
 
         def set_timing_cache(self, cache: TimingCache, ignore_mismatch: bool) -> bool:
             if not isinstance(cache, TimingCache):

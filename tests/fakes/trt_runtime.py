@@ -22,14 +22,13 @@ and the developer guide's CUDA Graphs section):
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import types
 from typing import Any
 
 import numpy as np
 
-from .trt_builder import ENGINE_MAGIC
+from .trt_builder import ENGINE_MAGIC, read_blob
 
 SCRATCH_BYTES = 1 << 16
 
@@ -158,14 +157,7 @@ def runtime_classes(trt: types.ModuleType, state: Any, cuda: Any) -> None:  # no
             self.logger = logger
 
         def deserialize_cuda_engine(self, serialized: bytes) -> Engine | None:
-            data = bytes(serialized)
-            if not data.startswith(ENGINE_MAGIC):
-                error("deserializeCudaEngine: not a serialized engine")
-                return None
-            rec = json.loads(data[len(ENGINE_MAGIC):])
-            if rec["version"] != trt.__version__:
-                error(f"deserializeCudaEngine: engine built with TensorRT {rec['version']}, this is {trt.__version__}")
-                return None
-            return Engine(rec, cuda.current_device())
+            rec = read_blob(bytes(serialized), ENGINE_MAGIC, "engine", trt.__version__, state.messages)
+            return None if rec is None else Engine(rec, cuda.current_device())
 
     trt.Runtime = Runtime
