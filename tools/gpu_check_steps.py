@@ -78,11 +78,12 @@ def train(work: Path, results: Path, cuda: bool) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if cuda:  # lite0 at 256 px, the setting; random teacher: speed does not depend on the weights
         data = dict(n_train=512, n_test_good=8, n_test_defect=8, size=256)
-        cfg_kw = dict(backbone="tf_efficientnet_lite0", image_size=256, batch_size=64, epochs=4, eval_every=4,
-                      device="cuda:0")
+        cfg_kw = dict(backbone="tf_efficientnet_lite0", image_size=256, batch_size=64, epochs=4, device="cuda:0")
     else:  # CPU smoke run
         data = dict(n_train=8, n_test_good=3, n_test_defect=5, size=64)
-        cfg_kw = dict(backbone="resnet18", image_size=64, batch_size=4, epochs=1, eval_every=1, device="cpu")
+        cfg_kw = dict(backbone="resnet18", image_size=64, batch_size=4, epochs=1, device="cpu")
+    # --eval-every counts optimiser steps: evaluate once, at the end
+    cfg_kw["eval_every"] = cfg_kw["epochs"] * -(-data["n_train"] // cfg_kw["batch_size"])
     root = make_demo_dataset(work / "data", classes=["weave"], **data)
     cfg = TrainConfig(data_root=str(root), class_names=("weave",), teacher_weights="random", progress=False,
                       output_dir=str(work / "runs"), name="gpu_check", **cfg_kw)
