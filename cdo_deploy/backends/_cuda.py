@@ -24,7 +24,7 @@ __all__ = ["INSTALL", "CudaError", "Buffer", "check_cuda", "cudart", "cuda_versi
 log = logging.getLogger(__name__)
 
 INSTALL = ("pip install 'cdo[tensorrt-cu13]' for a CUDA 13 driver or 'cdo[tensorrt-cu12]' for a CUDA 12 driver "
-           "(TensorRT >= 10 and the matching cuda-bindings)")
+           "(TensorRT >= 10.1 and the matching cuda-bindings)")
 
 
 class CudaError(CdoError):

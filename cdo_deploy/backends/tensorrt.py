@@ -1,6 +1,6 @@
 """Native TensorRT backend: runs an engine listed under ``engines`` in ``model.json``.
 
-Uses the TensorRT 10+ named-tensor API (``set_input_shape``,
+Uses the TensorRT 10.1+ named-tensor API (``set_input_shape``,
 ``set_tensor_address``, ``execute_async_v3``) on a non-default CUDA stream and
 cuda-bindings for memory and streams (``from cuda.bindings import runtime``;
 cuda-bindings 13 removed ``cuda.cudart``). Every CUDA call's status is checked,
@@ -150,6 +150,9 @@ class TensorRTBackend(Backend):
             raise CdoError(f"{self.model_path}: TensorRT cannot deserialize this engine (built with another "
                            f"TensorRT version or GPU?); rebuild it on this machine")
         self._engine: trt.ICudaEngine = engine
+        if not hasattr(engine, "device_memory_size_v2"):  # with set_device_memory(ptr, size): TensorRT 10.1
+            raise CdoError(f"TensorRT {trt.__version__} is too old for the tensorrt backend: it needs >= 10.1 "
+                           f"({INSTALL})")
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         missing = [n for n in (INPUT_NAME, *OUTPUT_NAMES) if n not in names]
         if missing or engine.get_tensor_mode(INPUT_NAME) != trt.TensorIOMode.INPUT:
