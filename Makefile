@@ -32,7 +32,8 @@ demo: venv
 curriculum-demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/curriculum_demo.sh $(DEMO_DIR)/curriculum
 
-# the one script for a GPU machine: CUDA tests, cdo-bench over all backends, training throughput
+# the one script for a GPU machine (< 9 min): training throughput, benches (fair eager baseline included),
+# then the CUDA tests; everything packed into $OUT/gpu_check.tar.gz + gpu_check.json (OUT=gpu_check_out)
 gpu-check: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/gpu_check.sh
 

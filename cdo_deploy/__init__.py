@@ -1,6 +1,6 @@
 """cdo_deploy: the line-side runtime. Never imports torch.
 
-numpy, OpenCV, ONNX Runtime and (optionally) TensorRT with cuda-python only.
+numpy, OpenCV, ONNX Runtime and (optionally) TensorRT with cuda-bindings only.
 The runtime classes are imported lazily, so ``cdo_deploy.bundle`` stays cheap
 for ``cdo_train``'s exporter.
 

@@ -115,9 +115,27 @@ def export_onnx(model: nn.Module, opset: int = 17, simplify: bool | None = None)
         log.debug("onnxslim: %d -> %d nodes", n_before, len(proto.graph.node))
     elif simplify is None:
         log.info("onnxslim is not installed: graph left unsimplified (pip install onnxslim)")
+    _declare_output_shapes(proto, h, w)
     proto.producer_name, proto.producer_version = "cdo-export", _cdo_version()
     onnx.checker.check_model(proto, full_check=True)
     return proto
+
+
+def _declare_output_shapes(proto: Any, h: int, w: int) -> None:
+    """Declare ``anomaly_map`` ``(batch, 1, H, W)`` and ``score`` ``(batch,)``: static except the batch.
+
+    The exporter names the Resize output's dims ``Resizeanomaly_map_dim_*`` (its sizes are computed
+    from the input's shape), so ONNX readers (polygraphy, TensorRT, Triton) could not see them.
+    """
+    dims = {OUTPUT_NAMES[0]: ("batch", 1, h, w), OUTPUT_NAMES[1]: ("batch",)}
+    for out in proto.graph.output:
+        shape = out.type.tensor_type.shape
+        del shape.dim[:]
+        for d in dims[out.name]:
+            if isinstance(d, str):
+                shape.dim.add().dim_param = d
+            else:
+                shape.dim.add().dim_value = d
 
 
 def metadata(proto: Any) -> dict[str, Any] | None:

@@ -17,7 +17,10 @@ list, done directly on the graph:
 int8 (:func:`quantize_int8`): ONNX Runtime's static quantization in QDQ format,
 symmetric int8 activations and per-channel weights (zero points 0, as TensorRT
 requires), float biases, calibrated (min/max) on good training images; nodes
-outside the backbones are excluded.
+outside the backbones are excluded. Its Q/DQ nodes are renamed ``qdq:<name>``: ONNX
+Runtime names them after the tensor they quantize (``/model/head/Cast_output_0_QuantizeLinear``),
+which would put them under the fp32 layer patterns of a weak-typed TensorRT build
+(:data:`cdo_deploy.engine_plan.FP32_LAYERS`), and trtexec would then force their int8 outputs to fp32.
 
 Example:
     >>> fp16 = to_fp16(onnx.load("bundle/model.onnx"))          # doctest: +SKIP
@@ -39,6 +42,7 @@ __all__ = ["quantize_int8", "to_fp16"]
 log = logging.getLogger(__name__)
 
 _FLOAT, _FLOAT16 = 1, 10
+QDQ_PREFIX = "qdq:"
 # inputs that must stay fp32 whatever the data type (ONNX type constraints)
 _KEEP_FP32_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}
 
@@ -196,5 +200,9 @@ def quantize_int8(fp32_path: Path, out_path: Path, calib_images: np.ndarray) -> 
     finally:
         logging.root.removeFilter(quiet)
     q = onnx.load(str(out_path))
+    for node in q.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and not node.name.startswith(QDQ_PREFIX):
+            node.name = QDQ_PREFIX + node.name
     onnx.checker.check_model(q, full_check=True)
+    onnx.save(q, str(out_path))
     return q

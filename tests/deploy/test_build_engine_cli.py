@@ -28,3 +28,15 @@ def test_build_engine_rejects_bad_batch_range(cli, tiny_bundle):
 def test_build_engine_help_lists_options(cli):
     r = cli("cdo-inspect", "build-engine", "--help")
     assert r.returncode == 0 and "--precision" in r.stdout and "--timing-cache" in r.stdout
+
+
+def test_trtexec_line_is_printed_without_tensorrt(cli, tiny_bundle):
+    r = cli("cdo-inspect", "build-engine", tiny_bundle, "--precision", "fp32", "--trtexec-line", "11",
+            "--min-batch", "2", "--max-batch", "16")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == ("trtexec --onnx=model.onnx --noTF32 --minShapes=image:2x32x32x3 "
+                                "--optShapes=image:8x32x32x3 --maxShapes=image:16x32x32x3 "
+                                "--memPoolSize=workspace:2048M --saveEngine=model_fp32.engine "
+                                "--timingCacheFile=timing.cache")
+    r = cli("cdo-inspect", "build-engine", tiny_bundle, "--precision", "fp16", "--trtexec-line", "10")
+    assert r.returncode == 1 and r.stderr.startswith("Error:") and "no fp16 ONNX variant" in r.stderr

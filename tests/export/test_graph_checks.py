@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
 from cdo_train.export.checks import tensorrt_problems
+from cdo_train.export.formats import module_available
 from cdo_train.export.verify import onnx_session, run_onnx
 
 VARIANTS = ("model.onnx", "model_fp16.onnx", "model_int8.onnx")
@@ -25,9 +30,41 @@ def test_exported_graphs_pass_the_checker_and_the_tensorrt_walk(exported, name):
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [64, 64, 3]
     outs = {o.name: o.type.tensor_type for o in proto.graph.output}
     assert outs["anomaly_map"].elem_type == outs["score"].elem_type == TensorProto.FLOAT
-    assert len(outs["anomaly_map"].shape.dim) == 4 and len(outs["score"].shape.dim) == 1
+    # static except the batch, so ONNX readers (polygraphy, TensorRT, Triton) see (batch, 1, H, W)
+    shapes = {name: [d.dim_param or d.dim_value for d in t.shape.dim] for name, t in outs.items()}
+    assert shapes == {"anomaly_map": [dims[0].dim_param, 1, 64, 64], "score": [dims[0].dim_param]}
     consumers = [n for n in proto.graph.node if "image" in n.input]
     assert [(n.op_type, n.attribute[0].i) for n in consumers] == [("Cast", TensorProto.FLOAT)]
+
+
+@pytest.mark.skipif(shutil.which("polygraphy") is None or not module_available("onnx_graphsurgeon"),
+                    reason="polygraphy not installed (pip install polygraphy onnx-graphsurgeon: the dev extra)")
+@pytest.mark.parametrize("name", VARIANTS)
+def test_polygraphy_lint_passes_and_inspect_sees_static_output_shapes(exported, name, tmp_path):
+    report = tmp_path / "lint.json"
+    r = subprocess.run(["polygraphy", "check", "lint", str(exported.bundle / name), "-o", str(report)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["passing"] and not summary["failing"], summary
+    r = subprocess.run(["polygraphy", "inspect", "model", str(exported.bundle / name)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "anomaly_map [dtype=float32, shape=('batch', 1, 64, 64)]" in r.stdout, r.stdout
+
+
+def test_weak_typing_fp32_patterns_cover_the_head_and_no_qdq_node(exported):
+    """The trtexec/Python pins (cdo_deploy.engine_plan.FP32_LAYERS) select what cdo-export names the
+    input normalisation and head, and never a Q/DQ node (trtexec would force its int8 output to fp32)."""
+    from cdo_deploy.engine_plan import BACKBONE_SCOPES, FP32_LAYERS, matches_layer
+
+    for name in VARIANTS:
+        nodes = onnx.load(str(exported.bundle / name)).graph.node
+        pinned = {n.name for n in nodes if any(matches_layer(p, n.name) for p in FP32_LAYERS)}
+        outside = {n.name for n in nodes if not n.name.startswith(BACKBONE_SCOPES)}
+        qdq = {n.name for n in nodes if n.op_type in ("QuantizeLinear", "DequantizeLinear")}
+        assert not pinned & qdq, (name, sorted(pinned & qdq)[:3])
+        assert outside - pinned - qdq == {"/Cast"}, (name, sorted(outside - pinned - qdq)[:5])
+        assert all(any(matches_layer(p, n) for n in pinned) for p in FP32_LAYERS), name
 
 
 def test_precision_lives_in_the_graph_head_stays_fp32(exported):

@@ -1,7 +1,7 @@
 """One conformance test over every registered backend (Polygraphy-style contract).
 
 Backends that cannot run here are skipped with their own reason (TensorRT needs
-an NVIDIA GPU and the tensorrt + cuda-python packages). The torch backend runs
+an NVIDIA GPU and the tensorrt + cuda-bindings packages). The torch backend runs
 an AOTInductor package of the tiny graph, compiled here for the CPU (or the GPU
 when there is one): that takes about a minute, so its row is slow-marked.
 """

@@ -1,7 +1,8 @@
 """TensorRT backend pieces that can be checked without a GPU, plus GPU-only checks.
 
-* ``check_cuda`` against the real cuda-python enums (cuda-bindings is installed
-  with the train extra; skipped otherwise).
+* ``check_cuda`` against the real cuda-bindings enums (installed here with torch;
+  skipped otherwise). The backend's behaviour on a GPU is tested against a fake
+  that mirrors TensorRT and cuda-bindings: ``test_tensorrt_fake_gpu.py``.
 * A mypy type check of backends/tensorrt.py against the ``tensorrt-stubs``
   package, so API names (set_input_shape, set_tensor_address, execute_async_v3,
   get_tensor_profile_shape...) are checked without TensorRT. The stubs package
@@ -76,8 +77,26 @@ def test_cuda_graphs_are_captured_per_batch_size_and_replayed(tiny_bundle, tmp_p
     be = create_backend("tensorrt", engine, max_batch=8)
     imgs = np.random.default_rng(0).integers(0, 256, (4, tiny.size, tiny.size, 3), dtype=np.uint8)
     outs = [be.infer(imgs).score for _ in range(3)] + [be.infer(imgs[:2]).score for _ in range(3)]
-    assert set(be._graphs) | be._refused == {2, 4}
+    assert {b for b, slot in be._slots.items() if slot.graph or slot.refused} == {2, 4}
     np.testing.assert_allclose(outs[0], outs[2], atol=1e-6)
     np.testing.assert_allclose(outs[3], outs[5], atol=1e-6)
     np.testing.assert_allclose(outs[0], tiny.reference(imgs)[1], atol=1e-5)
     be.close()
+
+
+def test_tensorrt_extras_pair_tensorrt_and_cuda_bindings_of_one_cuda_major():
+    """Suspected 6: ``tensorrt>=10`` + ``cuda-python>=12.9`` let pip pair a CUDA-12 driver with cuda-bindings 13."""
+    import configparser
+
+    from packaging.requirements import Requirement
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    extras = cfg["options.extras_require"]
+    for cuda in (12, 13):
+        lines = [line for line in extras[f"tensorrt-cu{cuda}"].splitlines() if line.strip()]
+        reqs = {r.name: r for r in map(Requirement, lines)}
+        assert set(reqs) == {f"tensorrt-cu{cuda}", "cuda-bindings"}, reqs
+        bindings = reqs["cuda-bindings"].specifier
+        assert bindings.contains(f"{cuda}.9.0") and not bindings.contains(f"{cuda + 1}.0.0") \
+            and not bindings.contains(f"{cuda - 1}.9.0")
