@@ -252,6 +252,7 @@ class Pipeline:
             assert w.amap is not None  # set by the inference stage for every non-error item
             pred = self.inspector.postprocess(w.amap, w.score, w.shape, source=item.source_id, times=w.times)
             pred.frame, pred.batch, pred.time = item.frame, w.batch, item.t_acquired
+        pred.source_meta = dict(item.source_meta)
         t = pred.times
         t.total = (time.perf_counter() - item.t_mono) * 1e3
         t.queue = max(0.0, t.total - (t.read + t.pre + t.infer + t.post))

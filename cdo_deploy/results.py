@@ -90,6 +90,8 @@ class Prediction:
         frame: frame index for streams, else ``None``.
         batch: size of the inference batch this image was part of.
         error: message when the image could not be processed (then ``score`` is NaN).
+        source_meta: per-frame metadata from the source (``Item.source_meta``, e.g. camera id,
+            frame number, camera timestamp); recorded as ``source_meta`` by every sink.
         extra: free-form fields sinks add to the record (e.g. ``overlay`` path).
     """
 
@@ -106,6 +108,7 @@ class Prediction:
     batch: int = 1
     time: float = 0.0
     error: str | None = None
+    source_meta: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     _map_full: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -153,6 +156,7 @@ class Prediction:
             "batch": self.batch,
             "latency_ms": self.times.to_dict(),
             "error": self.error,
+            "source_meta": self.source_meta,
         }
         rec.update(self.extra)
         return rec

@@ -1,7 +1,7 @@
 """Optional ``results.csv``: one row per image/frame for spreadsheets.
 
 Columns: source, frame, time, score, decision, regions, largest_region_area,
-total_ms, error. Appends (header only when the file is new) and flushes per row.
+total_ms, error, source_meta (JSON object of the source's per-frame metadata). Appends (header only when the file is new) and flushes per row.
 
 Example:
     >>> CsvSink("out/results.csv").columns[:4]
@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,7 +30,7 @@ class CsvSink(Sink):
     """Append a CSV row per result."""
 
     columns = ("source", "frame", "time", "score", "decision", "regions", "largest_region_area",
-               "total_ms", "error")
+               "total_ms", "error", "source_meta")
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -53,6 +54,7 @@ class CsvSink(Sink):
             rec["source"], "" if rec["frame"] is None else rec["frame"], rec["time"] or "",
             "" if rec["score"] is None else rec["score"], rec["decision"] or "", len(pred.regions),
             max((r.area for r in pred.regions), default=0), rec["latency_ms"]["total"], rec["error"] or "",
+            json.dumps(rec["source_meta"], sort_keys=True) if rec["source_meta"] else "",
         ])
         if self._f is not None:
             self._f.flush()

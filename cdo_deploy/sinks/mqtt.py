@@ -2,7 +2,7 @@
 
 ``--mqtt host:port/topic`` (port defaults to 1883). Each result is published
 as JSON (``source``, ``frame``, ``time``, ``score``, ``decision``,
-``regions``, ``latency_ms``, ``error``) with QoS 1. The connection is made in
+``regions``, ``latency_ms``, ``error``, ``source_meta``) with QoS 1. The connection is made in
 the background and re-made after drops by paho; messages published while the
 broker is away are queued (up to ``max_queued``) and sent on reconnect. At
 shutdown the sink waits up to ``drain_timeout_s`` for outstanding messages.
@@ -101,7 +101,7 @@ class MqttSink(Sink):
     def write(self, pred: Prediction, item: Item, image: np.ndarray | None) -> None:
         rec = pred.to_record()
         payload = {k: rec[k] for k in ("source", "frame", "time", "score", "decision", "regions",
-                                       "latency_ms", "error")}
+                                       "latency_ms", "error", "source_meta")}
         info = self._client.publish(self.topic, json.dumps(payload), qos=self.qos)
         self._pending.append(info)
         while self._pending and self._pending[0].is_published():

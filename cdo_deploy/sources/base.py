@@ -18,7 +18,7 @@ import abc
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 
@@ -54,6 +54,9 @@ class Item:
         frame: frame index for streams.
         read_ms: time spent reading the file / grabbing the frame.
         error: set when acquisition already failed (e.g. listed file missing).
+        source_meta: per-frame metadata the source attaches to the record, JSON-serialisable
+            (e.g. a camera's ``{"camera_id": ..., "frame_number": ..., "camera_timestamp_ns": ...}``);
+            it is copied to ``Prediction.source_meta`` and carried by results.jsonl, CSV and MQTT.
     """
 
     source_id: str
@@ -65,7 +68,7 @@ class Item:
     frame: int | None = None
     read_ms: float = 0.0
     error: str | None = None
-    extra: dict = field(default_factory=dict)
+    source_meta: dict[str, Any] = field(default_factory=dict)
 
 
 class Source(abc.ABC):

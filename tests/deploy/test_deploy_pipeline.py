@@ -102,3 +102,31 @@ def test_a_failing_sink_stops_the_run_with_its_exception(inspector, part):
 
     with pytest.raises(RuntimeError, match="disk on fire"):
         Pipeline(inspector, _FastCamera(50, part(False)), [Broken()]).run(threading.Event())
+
+
+class _MetaCamera(_FastCamera):
+    """A camera that attaches per-frame metadata (camera id, frame number, camera timestamp)."""
+
+    def run(self, emit, stop):
+        for i in range(self.n):
+            emit(Item(f"cam#{i}", time.time(), time.perf_counter(), image=self.frame, frame=i,
+                      source_meta={"camera_id": "40123456", "frame_number": 1000 + i,
+                                   "camera_timestamp_ns": 5_000_000 * i}))
+
+
+def test_source_meta_reaches_results_jsonl_and_csv(inspector, part, tmp_path):
+    import csv
+    import json
+
+    from cdo_deploy.sinks import CsvSink, JsonlSink
+
+    log, table = tmp_path / "results.jsonl", tmp_path / "results.csv"
+    summary = Pipeline(inspector, _MetaCamera(5, part(True)), [JsonlSink(log), CsvSink(table)],
+                       PipelineConfig(max_batch=2)).run(threading.Event())
+    assert summary.processed == 5
+    recs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["source_meta"]["frame_number"] for r in recs] == [1000, 1001, 1002, 1003, 1004]
+    assert recs[3]["source_meta"] == {"camera_id": "40123456", "frame_number": 1003,
+                                      "camera_timestamp_ns": 15_000_000}
+    rows = list(csv.DictReader(table.open()))
+    assert json.loads(rows[2]["source_meta"])["frame_number"] == 1002

@@ -64,7 +64,8 @@ def test_every_decision_arrives_at_the_broker(mosquitto, subscriber, wait):
     sink.open()
     for i in range(20):
         m = np.full((4, 4), i / 20, np.float32)
-        pred = Prediction(f"p{i}.png", i / 20, i >= 15, m, (8, 8), image_threshold=0.75, pixel_threshold=0.75)
+        pred = Prediction(f"p{i}.png", i / 20, i >= 15, m, (8, 8), image_threshold=0.75, pixel_threshold=0.75,
+                          source_meta={"camera_id": "cam7", "frame_number": i})
         sink.write(pred, Item(pred.source, time.time(), time.perf_counter()), None)
     sink.write(Prediction.failed("bad.png", "truncated image"), Item("bad.png", 0.0, 0.0), None)
     sink.close()
@@ -72,4 +73,5 @@ def test_every_decision_arrives_at_the_broker(mosquitto, subscriber, wait):
     assert wait(lambda: len(sub.messages) == 21, 10)
     by_source = {m["source"]: m for m in sub.messages}
     assert by_source["p16.png"]["decision"] == "NG" and by_source["p3.png"]["decision"] == "OK"
+    assert by_source["p3.png"]["source_meta"] == {"camera_id": "cam7", "frame_number": 3}
     assert by_source["bad.png"]["error"] == "truncated image" and by_source["bad.png"]["decision"] is None
