@@ -18,8 +18,9 @@ TensorRT major version; the table is in :mod:`cdo_deploy.engine_plan`):
 5. a timing cache is loaded from and saved to ``timing.cache`` in the bundle
    (or the given file); one made by another TensorRT version or device is
    replaced by a new one;
-6. ``model_<precision>.engine`` is written next to ``model.json`` and listed
-   under ``engines``; the equivalent ``trtexec`` line is logged.
+6. ``model_<precision>.engine`` is written next to ``model.json``, listed
+   under ``engines`` and its SHA-256 recorded under ``sha256``; the equivalent
+   ``trtexec`` line is logged.
 
 Example:
     >>> from cdo_deploy.engine_build import build_engine
@@ -224,6 +225,6 @@ def build_engine(
     _write_atomic(engine_path, serialized)
     _write_atomic(cache_path, config.get_timing_cache().serialize())
     meta.engines[precision] = plan.engine_file
-    meta.save(bundle)
+    meta.save(bundle)  # records the engine's sha256 (bundle.record_sha256); every later load checks it
     log.info("engine %s: %.1f MB (timing cache %s)", engine_path, engine_path.stat().st_size / 1e6, cache_path)
     return engine_path

@@ -9,8 +9,9 @@ Steps (each output file is logged once: format, seconds, path, MB):
    dynamic batch is exercised); a difference beyond ``FP32_TOL`` aborts;
 4. optional fp16 / int8 variants (:mod:`.precision`), compared with fp32;
 5. every ONNX file gets ``model.json``'s content as metadata (key ``cdo``);
-   ``model.json`` gets the SHA-256 of the final ``model.onnx`` file (metadata
-   included), then the walk of :mod:`.checks` runs on every graph;
+   ``model.json`` gets the SHA-256 of every final ONNX file (metadata included;
+   ``sha256`` per file, ``onnx_sha256`` for ``model.onnx``), checked by every
+   later load; then the walk of :mod:`.checks` runs on every graph;
 6. optional TensorRT engine (:mod:`cdo_deploy.engine_build`) and Triton repository.
 
 Everything is written into a hidden sibling folder that is renamed to the
@@ -34,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from cdo_deploy.bundle import META_FILE, ONNX_FILE, BundleMeta, load_bundle_meta, sha256_file
+from cdo_deploy.bundle import META_FILE, ONNX_FILE, BundleMeta, load_bundle_meta
 from cdo_deploy.errors import CdoError
 
 from .formats import ExportOptions, get_format
@@ -229,8 +230,7 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
             problems[name] = tensorrt_problems(proto)
             for p in problems[name]:
                 log.warning("%s: TensorRT's ONNX parser would reject: %s", path.name, p)
-        meta.onnx_sha256 = sha256_file(tmp / ONNX_FILE)
-        meta.save(tmp)
+        meta.save(tmp)  # records the sha256 of every ONNX file (model.json 'sha256', 'onnx_sha256')
         log.info("thresholds: image %s, pixel %s (source %s)", meta.image_threshold, meta.pixel_threshold,
                  meta.threshold_source)
         if opts.engine:

@@ -84,5 +84,10 @@ def test_errors_are_cdo_errors(tiny_bundle, tmp_path):
     broken = tmp_path / "b"
     shutil.copytree(tiny_bundle, broken)
     (broken / "model.onnx").write_bytes(b"not onnx")
+    with pytest.raises(CdoError, match="does not match its sha256"):
+        Inspector(broken, device="cpu")
+    from cdo_deploy.bundle import load_bundle_meta
+
+    load_bundle_meta(broken, verify=False).save(broken)  # re-record the hash: now the backend itself refuses
     with pytest.raises(CdoError, match="cannot load"):
         Inspector(broken, device="cpu")

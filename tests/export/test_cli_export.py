@@ -42,10 +42,12 @@ def test_bundle_holds_graph_thresholds_statistics_config_and_metrics(exported):
 def test_model_json_hash_covers_the_final_onnx_file_and_metadata_is_embedded(exported):
     meta = load_bundle_meta(exported.bundle)
     assert meta.onnx_sha256 == sha256_file(exported.bundle / "model.onnx")
+    files = ("model.onnx", "model_fp16.onnx", "model_int8.onnx")
+    assert meta.sha256 == {name: sha256_file(exported.bundle / name) for name in files}  # one hash per file
     for name in ("model.onnx", "model_fp16.onnx", "model_int8.onnx"):
         proto = onnx.load(str(exported.bundle / name), load_external_data=False)
         embedded = {p.key: p.value for p in proto.metadata_props}["cdo"]
-        want = {**meta.to_dict(), "onnx_sha256": ""}  # embedded before hashing, no engines yet
+        want = {**meta.to_dict(), "onnx_sha256": "", "sha256": {}}  # embedded before hashing, no engines yet
         assert json.loads(embedded) == want, name
         assert BundleMeta.from_dict(json.loads(embedded)).image_threshold == meta.image_threshold
 

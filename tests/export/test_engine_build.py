@@ -22,7 +22,7 @@ import shutil
 import numpy as np
 import pytest
 
-from cdo_deploy.bundle import BundleMeta, load_bundle_meta
+from cdo_deploy.bundle import BundleMeta, load_bundle_meta, sha256_file
 from cdo_deploy.engine_build import build_engine, plan_build, trtexec_line
 from cdo_deploy.engine_plan import FP32_LAYERS, is_parser_helper, matches_layer
 from cdo_deploy.errors import CdoError
@@ -103,9 +103,9 @@ def test_trtexec_line_uses_only_options_of_that_version_and_says_what_the_plan_d
 
 @pytest.fixture
 def fake_bundle(tmp_path):
-    BundleMeta(height=64, width=48, backbone="resnet18", variants=dict(VARIANTS)).save(tmp_path)
     for f in VARIANTS.values():
         (tmp_path / f).write_bytes(b"onnx")
+    BundleMeta(height=64, width=48, backbone="resnet18", variants=dict(VARIANTS)).save(tmp_path)  # hashes them
     return tmp_path
 
 
@@ -143,7 +143,8 @@ def test_build_engine_follows_the_plan_on_each_tensorrt_version(fake_bundle, mon
     weak = bool(flags)
     assert set(build["pinned"]) == (PINNED if weak else set())
     assert set(build["output_types"]) == (PINNED if weak else set())
-    assert load_bundle_meta(fake_bundle).engines == {precision: f"model_{precision}.engine"}
+    meta = load_bundle_meta(fake_bundle)  # verifies every file, the new engine included
+    assert meta.engines == {precision: f"model_{precision}.engine"} and meta.sha256[path.name] == sha256_file(path)
     # the logged trtexec line is the same plan: same flags, same named pins
     (line,) = [r.message.split(": ", 1)[1] for r in caplog.records if "with trtexec" in r.message]
     opts = _trtexec(line)
