@@ -15,11 +15,16 @@ bounded and I/O never stalls the accelerator::
   pre-processing), so a reject gate downstream can rely on the sequence.
 * An image that cannot be read or decoded becomes an error record (and is
   moved to ``quarantine/`` by the route sink); the run goes on.
+* Output (:mod:`cdo_deploy.output`): the results ready at a time are appended
+  to ``results.jsonl`` and fsynced as one group before any other sink sees
+  them; a secondary sink that fails is counted (``sink_errors``) and never
+  stops the run or another sink.
 * ``stop`` (set by SIGINT/SIGTERM in the CLI) ends acquisition; everything
   already acquired is finished and written, then the sinks are flushed and
-  closed. An exception in any stage (a bug, or the backend failing) stops the
-  run and is re-raised; nothing is recorded for the batch that failed, so a
-  restart processes it again.
+  closed. An exception in any stage (a bug, the backend failing, or
+  ``results.jsonl`` that cannot be written) stops the run and is re-raised;
+  nothing is recorded for the results that failed, so a restart processes
+  them again.
 
 Example:
     >>> pipe = Pipeline(inspector, source, [JsonlSink("out/results.jsonl")])  # doctest: +SKIP
@@ -41,6 +46,7 @@ import numpy as np
 
 from .errors import CdoError
 from .inspector import Inspector
+from .output import OutputStage
 from .preprocess import decode_image
 from .results import Prediction, StageTimes
 from .sinks.base import Sink
@@ -52,6 +58,8 @@ __all__ = ["DropOldestQueue", "Pipeline", "PipelineConfig"]
 log = logging.getLogger(__name__)
 
 _END = object()
+#: most results recorded with one fsync
+_GROUP_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -147,7 +155,7 @@ class Pipeline:
     Args:
         inspector: loaded bundle + backend + thresholds.
         source: an opened source.
-        sinks: in call order (overlay before jsonl so the record names the picture).
+        sinks: the primary ``JsonlSink`` and the secondary sinks, in the order these are called.
         config: concurrency settings.
     """
 
@@ -156,11 +164,13 @@ class Pipeline:
         self.inspector, self.source, self.sinks, self.config = inspector, source, list(sinks), config
         self.max_batch = min(config.max_batch, inspector.max_batch)
         self.keep_images = any(s.needs_image for s in self.sinks)
+        self.output = OutputStage(self.sinks)
         self.stats = RunStats()
         self.q_acq = DropOldestQueue(config.queue_size, drop=source.live)
         self.q_pre: queue.Queue[Any] = queue.Queue(config.queue_size)
         self.q_post: queue.Queue[Any] = queue.Queue(config.queue_size)
         self._failure: BaseException | None = None
+        self._aborting = False
 
     # -- stages -------------------------------------------------------------
     def _acquire(self, stop: threading.Event) -> None:
@@ -176,6 +186,8 @@ class Pipeline:
             if item is _END:
                 self.q_pre.put(_END)
                 return
+            if self._aborting:
+                continue  # the run failed: nothing more is recorded; a restart inspects it
             work = _Work(seq, item, times=StageTimes(read=item.read_ms), error=item.error)
             if work.error is None:
                 try:
@@ -220,6 +232,8 @@ class Pipeline:
                     self.q_post.put(w)
                 else:
                     batch.append(w)
+            if self._aborting:
+                continue
             maps, scores, ms = self.inspector.infer(np.stack([w.x for w in batch]))
             for i, w in enumerate(batch):
                 w.amap, w.score, w.batch, w.x = maps[i], float(scores[i]), len(batch), None
@@ -228,21 +242,41 @@ class Pipeline:
         self.q_post.put(_END)
 
     def _output(self) -> None:
-        # workers finish out of order; results leave in acquisition order (reorder buffer)
+        # workers finish out of order; results leave in acquisition order (reorder buffer), in groups:
+        # whatever is ready is recorded with one fsync before the other sinks see it
         pending: dict[int, _Work] = {}
         next_seq = 0
-        while True:
-            w = self.q_post.get()
-            if w is _END:
-                break
-            pending[w.seq] = w
+        ended = False
+        while not ended:
+            ready = [self.q_post.get()]
+            while len(ready) < _GROUP_MAX:
+                try:
+                    ready.append(self.q_post.get_nowait())
+                except queue.Empty:
+                    break
+            group: list[_Work] = []
+            for w in ready:
+                if w is _END:
+                    ended = True
+                elif not self._aborting:
+                    pending[w.seq] = w
             while next_seq in pending:
-                self._emit(pending.pop(next_seq))
+                group.append(pending.pop(next_seq))
                 next_seq += 1
-        for seq in sorted(pending):
-            self._emit(pending.pop(seq))
+            if ended:
+                group += [pending.pop(seq) for seq in sorted(pending)]
+            for start in range(0, len(group), _GROUP_MAX):
+                self._emit(group[start:start + _GROUP_MAX])
 
-    def _emit(self, w: _Work) -> None:
+    def _emit(self, works: list[_Work]) -> None:
+        if not works:
+            return
+        group = [(self._prediction(w), w.item, w.image) for w in works]
+        self.output.emit(group)
+        for pred, _, _ in group:
+            self.stats.record(pred)
+
+    def _prediction(self, w: _Work) -> Prediction:
         item = w.item
         if w.error is not None:
             pred = Prediction.failed(item.source_id, w.error, frame=item.frame, time=item.t_acquired,
@@ -256,9 +290,7 @@ class Pipeline:
         t = pred.times
         t.total = (time.perf_counter() - item.t_mono) * 1e3
         t.queue = max(0.0, t.total - (t.read + t.pre + t.infer + t.post))
-        for sink in self.sinks:
-            sink.write(pred, item, w.image)
-        self.stats.record(pred)
+        return pred
 
     # -- orchestration ------------------------------------------------------
     def _guard(self, fn: Callable[..., None], stop: threading.Event, *args: Any) -> Callable[[], None]:
@@ -286,11 +318,8 @@ class Pipeline:
         Raises:
             CdoError: a sink could not be opened, or a stage raised one.
         """
-        opened: list[Sink] = []
         try:
-            for sink in self.sinks:
-                sink.open()
-                opened.append(sink)
+            self.output.open()
             threads = [threading.Thread(target=self._guard(self._acquire, stop, stop), name="cdo-acquire", daemon=True)]
             threads += [threading.Thread(target=self._guard(self._preprocess, stop), name=f"cdo-pre{i}", daemon=True)
                         for i in range(self.config.workers)]
@@ -308,18 +337,41 @@ class Pipeline:
                     on_status(self.stats.summary())
                     next_status = time.monotonic() + status_every_s
             if self._failure is not None:
+                self._abort(threads)
                 raise self._failure
         finally:
             self.source.close()
-            for sink in opened:
-                try:
-                    sink.close()
-                except Exception:
-                    log.exception("closing sink %s failed", type(sink).__name__)
+            self.output.close()
         self._sync_counters()
         return self.stats.final_summary()
 
+    def _abort(self, threads: list[threading.Thread], timeout_s: float = 10.0) -> None:
+        """After a failure: let every stage drop its work and end (a stage may be dead), then join them.
+
+        So that no thread is still inside the backend when the caller closes it.
+        """
+        self._aborting = True
+        pre, infer, out = threads[1:-2], threads[-2], threads[-1]
+        ended = False
+        deadline = time.monotonic() + timeout_s
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+            for get, consumers in ((self.q_acq.get, pre), (self.q_pre.get, [infer]), (self.q_post.get, [out])):
+                while not any(t.is_alive() for t in consumers):
+                    try:
+                        get(timeout=0)
+                    except queue.Empty:
+                        break
+            if not infer.is_alive() and not any(t.is_alive() for t in pre) and out.is_alive() and not ended:
+                self.q_post.put(_END)
+                ended = True
+            time.sleep(0.01)
+        alive = [t.name for t in threads if t.is_alive()]
+        if alive:
+            log.warning("after the failure, %s did not end within %.0f s", ", ".join(alive), timeout_s)
+
     def _sync_counters(self) -> None:
+        self.stats.sink_errors = dict(self.output.errors.counts)
+        self.stats.sink_status = self.output.status()
         self.stats.dropped = self.q_acq.dropped
         self.stats.skipped = self.source.skipped
         self.stats.reconnects = self.source.reconnects

@@ -1,6 +1,8 @@
 """Run statistics: the live status line and the end-of-run summary.
 
-Counts records (OK, NG, errors), dropped frames, and keeps the last 4096
+Counts records (OK, NG, errors), dropped frames, failures per secondary sink
+(``sink_errors``) and the sinks' own counters (``sink_status``, e.g. MQTT
+messages not yet confirmed by the broker), and keeps the last 4096
 end-to-end latencies for p50/p99 and the completion times of the last few
 seconds for the current FPS. Thread-safe.
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,8 @@ class Summary:
     p50_ms: float | None = None
     p99_ms: float | None = None
     infer_p50_ms: float | None = None
+    sink_errors: dict[str, int] = field(default_factory=dict)
+    sink_status: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +54,10 @@ class Summary:
         lat = ("-" if self.p50_ms is None else f"p50 {self.p50_ms:.1f} ms | p99 {self.p99_ms:.1f} ms")
         extra = f" | skipped {self.skipped}" if self.skipped else ""
         extra += f" | reconnects {self.reconnects}" if self.reconnects else ""
+        failed = {k: v for k, v in self.sink_errors.items() if v}
+        if failed:
+            extra += " | sink errors " + ", ".join(f"{k} {v}" for k, v in failed.items())
+        extra += "".join(f" | {k.replace('_', ' ')} {v}" for k, v in self.sink_status.items() if v)
         return (f"processed {self.processed} | OK {self.ok} | NG {self.ng} | errors {self.errors} | "
                 f"dropped {self.dropped}{extra} | {self.fps:.1f} img/s | {lat}")
 
@@ -66,6 +74,8 @@ class RunStats:
         self._infer: deque[float] = deque(maxlen=keep)
         self.ok = self.ng = self.errors = 0
         self.dropped = self.skipped = self.reconnects = 0
+        self.sink_errors: dict[str, int] = {}
+        self.sink_status: dict[str, int] = {}
 
     def record(self, pred: Prediction) -> None:
         with self._lock:
@@ -97,6 +107,7 @@ class RunStats:
                 p50_ms=round(float(np.percentile(lat, 50)), 3) if lat.size else None,
                 p99_ms=round(float(np.percentile(lat, 99)), 3) if lat.size else None,
                 infer_p50_ms=round(float(np.percentile(inf, 50)), 3) if inf.size else None,
+                sink_errors=dict(self.sink_errors), sink_status=dict(self.sink_status),
             )
 
     def final_summary(self) -> Summary:

@@ -1,10 +1,10 @@
 """``results.jsonl``: the append-only log, and the source of truth on restart.
 
 One JSON object per line and per image or frame (see
-``Prediction.to_record``), flushed after every record and fsync'ed every
-``fsync_every_s`` seconds and at shutdown. A line cut short by a crash is
-skipped by :func:`read_done` and terminated before the next append, so the log
-always parses. ``read_done`` returns the source ids already recorded, which
+``Prediction.to_record``), written and fsynced per group of records before any
+other sink sees them. A line cut short by a crash (power loss) is skipped by
+:func:`read_done` and terminated before the next append; a write that fails
+(disk full) is cut back; so the log always parses. ``read_done`` returns the source ids already recorded, which
 the sources skip: nothing is processed twice, even after a restart.
 
 Example:
@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import time
 from pathlib import Path
-from typing import TextIO
+from typing import Sequence
 
 import numpy as np
 
 from ..errors import CdoError
 from ..results import Prediction
 from ..sources.base import Item
-from .base import SINKS, Sink, fsync_close
+from .base import SINKS, AppendFile, Sink
 
 __all__ = ["JsonlSink", "read_done"]
 
@@ -58,51 +56,52 @@ def read_done(path: str | Path) -> set[str]:
 
 @SINKS.register("jsonl")
 class JsonlSink(Sink):
-    """Append records to a JSON-lines file.
+    """Append records to a JSON-lines file: the primary record.
+
+    Each group of records (what the output stage has ready, at most one
+    micro-batch or so) is written in one append and fsynced before any other
+    sink sees it. A failed write (disk full, I/O error) is cut back, so the
+    file keeps only complete records, and raises ``CdoError``: the run stops,
+    because a result that cannot be recorded would be lost.
 
     Args:
         path: the log file (parent folders are created).
-        fsync_every_s: also fsync at most this often while running (0: every record).
     """
 
-    def __init__(self, path: str | Path, fsync_every_s: float = 1.0) -> None:
+    primary = True
+
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.fsync_every_s = fsync_every_s
         self.count = 0
-        self._f: TextIO | None = None
-        self._last_sync = 0.0
+        self._file = AppendFile(self.path)
 
     def open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            needs_newline = self.path.exists() and self.path.stat().st_size > 0 and not _ends_with_newline(self.path)
-            self._f = open(self.path, "a", encoding="utf-8")
+            self._file.open()
         except OSError as e:
-            raise CdoError(f"cannot open results log {self.path}: {e}") from None
-        if needs_newline:
-            self._f.write("\n")  # terminate a line torn by a crash
+            raise CdoError(f"cannot open results log {self.path}: {e.strerror or e}") from None
 
     def write(self, pred: Prediction, item: Item, image: np.ndarray | None) -> None:
-        if self._f is None:
-            raise RuntimeError("JsonlSink.write() before open()")
-        self._f.write(json.dumps(pred.to_record(), allow_nan=False, default=_json_default) + "\n")
-        self._f.flush()
-        self.count += 1
-        now = time.monotonic()
-        if now - self._last_sync >= self.fsync_every_s:
-            os.fsync(self._f.fileno())
-            self._last_sync = now
+        self.write_group([pred])
+
+    def write_group(self, preds: Sequence[Prediction]) -> None:
+        """Append and fsync the records of ``preds`` (all or none of them).
+
+        Raises:
+            CdoError: the write failed; the file is as it was before the call.
+        """
+        text = "".join(json.dumps(p.to_record(), allow_nan=False, default=_json_default) + "\n" for p in preds)
+        try:
+            self._file.append(text, fsync=True)
+        except OSError as e:
+            raise CdoError(
+                f"cannot write {self.path}: {e.strerror or e}; the records written before are intact and the "
+                f"{len(preds)} results not recorded are inspected again after a restart "
+                "(free the disk, then restart cdo-inspect)") from None
+        self.count += len(preds)
 
     def close(self) -> None:
-        if self._f is not None:
-            fsync_close(self._f)
-            self._f = None
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
+        self._file.close()
 
 
 def _json_default(obj: object) -> object:

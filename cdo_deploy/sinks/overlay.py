@@ -4,7 +4,9 @@ Written as JPEG into ``<out>/overlays/`` for NG parts (``mode="ng"``) or for
 every image (``mode="all"``). The heatmap maps ``pixel_threshold +- 50 %`` onto
 the JET colour map (the threshold sits at mid-scale); contours outline
 ``anomaly_map >= pixel_threshold`` at full resolution. The record gets an
-``overlay`` field with the picture's path.
+``overlay`` field with the picture's path (set before the record is written;
+the picture is written after it, so a failed picture is counted as a sink
+error and the path then names a missing file).
 
 Example:
     >>> import numpy as np
@@ -107,16 +109,16 @@ class OverlaySink(Sink):
                            pixel_threshold=0.5)
         cv2.imencode(".jpg", render_overlay(np.zeros((16, 16, 3), np.uint8), blank))
 
+    def prepare(self, pred: Prediction, item: Item, has_image: bool) -> None:
+        # named in the record before it is written; the picture follows once the record is safe
+        if pred.error is None and has_image and (self.mode == "all" or pred.is_ng):
+            pred.extra["overlay"] = str(self.folder / overlay_name(pred))
+
     def write(self, pred: Prediction, item: Item, image: np.ndarray | None) -> None:
-        if pred.error is not None or image is None or (self.mode == "ng" and not pred.is_ng):
+        path = pred.extra.get("overlay")
+        if path is None or image is None:
             return
-        path = self.folder / overlay_name(pred)
-        try:
-            pic = render_overlay(to_bgr_uint8(image, self.color_order), pred)
-            if not cv2.imwrite(str(path), pic, [cv2.IMWRITE_JPEG_QUALITY, self.quality]):
-                raise OSError("cv2.imwrite returned False")
-        except (OSError, cv2.error) as e:
-            log.error("overlay for %s failed: %s", pred.source, e)
-            return
-        pred.extra["overlay"] = str(path)
+        pic = render_overlay(to_bgr_uint8(image, self.color_order), pred)
+        if not cv2.imwrite(path, pic, [cv2.IMWRITE_JPEG_QUALITY, self.quality]):
+            raise OSError(f"cannot write overlay {path} (disk full or folder gone?)")
         self.count += 1

@@ -67,10 +67,6 @@ class RouteSink(Sink):
         folder = self.folders.get(key or "")
         if folder is None:
             return
-        try:
-            dst = move_unique(item.path, self.out_dir / folder)
-        except OSError as e:
-            log.error("cannot move %s to %s/: %s", item.path, folder, e)
-            return
+        dst = move_unique(item.path, self.out_dir / folder)  # OSError: counted by the output stage; the file stays
         self.moved += 1
         log.log(logging.WARNING if key == "error" else logging.DEBUG, "%s -> %s", item.path, dst)

@@ -95,13 +95,57 @@ def test_stop_event_finishes_in_flight_work(inspector, part):
     assert summary.ng == summary.processed
 
 
-def test_a_failing_sink_stops_the_run_with_its_exception(inspector, part):
-    class Broken(Sink):
-        def write(self, pred, item, image):
-            raise RuntimeError("disk on fire")
+class _Broken(Sink):
+    def write(self, pred, item, image):
+        raise RuntimeError("disk on fire")
 
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        Pipeline(inspector, _FastCamera(50, part(False)), [Broken()]).run(threading.Event())
+
+class _SeesRecordFirst(Sink):
+    """A secondary sink that checks the primary record is already on disk when it gets a result."""
+
+    def __init__(self, log) -> None:
+        self.log, self.seen, self.unrecorded = log, [], 0
+
+    def write(self, pred, item, image):
+        self.unrecorded += f'"source": "{pred.source}"' not in self.log.read_text()
+        self.seen.append(pred.source)
+
+
+def test_a_failing_secondary_sink_is_counted_once_logged_and_never_stops_the_run(inspector, part, tmp_path,
+                                                                                caplog):
+    from cdo_deploy.sinks import JsonlSink
+
+    log = tmp_path / "results.jsonl"
+    after = _SeesRecordFirst(log)
+    src = _FastCamera(50, part(False))
+    src.live = False
+    summary = Pipeline(inspector, src, [_Broken(), JsonlSink(log), after],
+                       PipelineConfig(max_batch=4)).run(threading.Event())
+    assert summary.processed == 50 and len(log.read_text().splitlines()) == 50
+    assert len(after.seen) == 50 and after.unrecorded == 0  # the sink after the broken one got everything
+    assert summary.sink_errors == {"_Broken": 50, "_SeesRecordFirst": 0}
+    assert "sink errors _Broken 50" in summary.format()
+    assert sum("disk on fire" in r.getMessage() for r in caplog.records) == 1  # once per kind of failure
+
+
+def test_a_primary_record_that_cannot_be_written_stops_the_run_before_other_sinks_see_it(inspector, part, tmp_path):
+    from cdo_deploy.errors import CdoError
+    from cdo_deploy.sinks import JsonlSink
+
+    class FailsAfter(JsonlSink):
+        def write_group(self, preds):
+            if self.count >= 8:
+                raise CdoError("cannot write results.jsonl: No space left on device")
+            super().write_group(preds)
+
+    after = _SeesRecordFirst(tmp_path / "results.jsonl")
+    src = _FastCamera(200, part(False))
+    src.live = False
+    primary = FailsAfter(tmp_path / "results.jsonl")
+    with pytest.raises(CdoError, match="No space left"):
+        Pipeline(inspector, src, [primary, after], PipelineConfig(max_batch=4)).run(threading.Event())
+    recorded = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert 8 <= len(after.seen) == primary.count == len(recorded) < 200 and after.unrecorded == 0
 
 
 class _MetaCamera(_FastCamera):

@@ -68,15 +68,16 @@ def test_overlays_for_ng_only_or_all(tmp_path):
     img = np.full((32, 32, 3), 90, np.uint8)
     sink = OverlaySink(tmp_path / "ov", mode="ng")
     sink.open()
-    ng, ok = _pred("x/ng.png"), _pred("x/ok.png", ng=False)
-    sink.write(ng, _item(), img)
-    sink.write(ok, _item(), img)
-    sink.write(_pred("x/bad.png", error="boom"), _item(), None)
-    assert sink.count == 1 and "overlay" not in ok.extra
+    ng, ok, bad = _pred("x/ng.png"), _pred("x/ok.png", ng=False), _pred("x/bad.png", error="boom")
+    for pred, image in ((ng, img), (ok, img), (bad, None)):
+        sink.prepare(pred, _item(), image is not None)  # names the picture before the record is written
+        sink.write(pred, _item(), image)
+    assert sink.count == 1 and "overlay" not in ok.extra and "overlay" not in bad.extra
     pic = cv2.imread(ng.extra["overlay"])
     assert pic.shape == (32, 32, 3) and not np.array_equal(pic, img)
     sink = OverlaySink(tmp_path / "ov", mode="all")
     sink.open()
+    sink.prepare(ok, _item(), True)
     sink.write(ok, _item(), np.full((32, 32), 9, np.uint16))
     assert sink.count == 1 and ok.extra["overlay"].endswith(".jpg")
 
