@@ -4,6 +4,7 @@ The output folder holds::
 
     results.jsonl   one record per image/frame (source of truth; resumes from it)
     results.csv     with csv=True
+    mqtt_spool.jsonl  with mqtt: messages not yet confirmed by the broker (sent at the next start)
     overlays/       heatmap pictures of NG parts (or all)
     quarantine/     unreadable files of a folder source
     ok/ ng/         input files routed by decision, with route=True
@@ -36,6 +37,7 @@ __all__ = ["InspectConfig", "InspectResult", "run_inspection"]
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.jsonl"
+SPOOL_FILE = "mqtt_spool.jsonl"
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
             if cfg.csv:
                 sinks.append(CsvSink(cfg.out / "results.csv"))
             if cfg.mqtt:
-                sinks.append(MqttSink(cfg.mqtt))
+                sinks.append(MqttSink(cfg.mqtt, spool=cfg.out / SPOOL_FILE, results=results))
             quarantine = cfg.quarantine and isinstance(source, FolderSource)
             if source.files and (cfg.route or quarantine):
                 sinks.append(RouteSink(cfg.out, route=cfg.route, quarantine=quarantine))

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from .backends import BACKENDS, Backend, available_backends, create_backend
-from .bundle import BundleMeta, load_bundle_meta
+from .bundle import ONNX_FILE, BundleMeta, load_bundle_meta, sha256_file
 from .errors import CdoError
 from .formats import ModelFile, resolve_model_file
 from .postprocess import find_regions
@@ -85,6 +85,10 @@ class Inspector:
         self.model_file: ModelFile = resolve_model_file(
             self.bundle_dir, self.meta, backend, variant, available=available_backends() if backend == "auto" else ()
         )
+        rel = self.model_file.path.relative_to(self.bundle_dir).as_posix()
+        #: SHA-256 of the model file run (verified at load); recorded with every result
+        self.model_sha256: str = (self.meta.sha256.get(rel) or (self.meta.onnx_sha256 if rel == ONNX_FILE else "")
+                                  or sha256_file(self.model_file.path))
         self.backend: Backend = create_backend(self.model_file.backend, self.model_file.path, device, max_batch)
         if self.backend.input_hw not in (None, (self.meta.height, self.meta.width)):
             raise CdoError(f"{self.model_file.path}: input {self.backend.input_hw} does not match model.json "
@@ -143,7 +147,7 @@ class Inspector:
         pred = Prediction(
             source=source, score=float(score), is_ng=bool(score >= thr.image), anomaly_map=anomaly_map,
             image_shape=(int(image_shape[0]), int(image_shape[1])), regions=regions, times=times,
-            image_threshold=thr.image, pixel_threshold=thr.pixel,
+            image_threshold=thr.image, pixel_threshold=thr.pixel, model_sha256=self.model_sha256,
         )
         times.post = (time.perf_counter() - t0) * 1e3
         return pred

@@ -116,7 +116,7 @@ class OutputStage:
     def status(self) -> dict[str, int]:
         """Merged ``Sink.status()`` counters (e.g. ``mqtt_pending``)."""
         out: dict[str, int] = {}
-        for sink in self._opened:
+        for sink in self.sinks:
             try:
                 out.update(sink.status())
             except Exception:  # noqa: BLE001

@@ -48,7 +48,7 @@ from .errors import CdoError
 from .inspector import Inspector
 from .output import OutputStage
 from .preprocess import decode_image
-from .results import Prediction, StageTimes
+from .results import Prediction, StageTimes, record_id
 from .sinks.base import Sink
 from .sources.base import Item, Source
 from .status import RunStats, Summary
@@ -287,6 +287,11 @@ class Pipeline:
             pred = self.inspector.postprocess(w.amap, w.score, w.shape, source=item.source_id, times=w.times)
             pred.frame, pred.batch, pred.time = item.frame, w.batch, item.t_acquired
         pred.source_meta = dict(item.source_meta)
+        thr = self.inspector.thresholds
+        pred.image_threshold, pred.pixel_threshold = thr.image, thr.pixel
+        pred.model_sha256 = self.inspector.model_sha256
+        key = f"{item.source_id}@{item.t_acquired:.6f}" if self.source.live else item.source_id
+        pred.id = record_id(pred.model_sha256, thr.image, thr.pixel, key)
         t = pred.times
         t.total = (time.perf_counter() - item.t_mono) * 1e3
         t.queue = max(0.0, t.total - (t.read + t.pre + t.infer + t.post))

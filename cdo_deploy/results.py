@@ -15,13 +15,14 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["BenchRow", "Prediction", "Region", "StageTimes", "json_float"]
+__all__ = ["BenchRow", "Prediction", "Region", "StageTimes", "json_float", "record_id"]
 
 
 def json_float(x: float | None, ndigits: int = 6) -> float | None:
@@ -29,6 +30,20 @@ def json_float(x: float | None, ndigits: int = 6) -> float | None:
     if x is None or not math.isfinite(x):
         return None
     return round(float(x), ndigits)
+
+
+def record_id(model_sha256: str, image_threshold: float | None, pixel_threshold: float | None, key: str) -> str:
+    """Stable id of a result: the same part (``key``), model file and thresholds give the same id.
+
+    ``key`` is the source id (file path, ``video#frame``), plus the acquisition
+    time for live streams whose frame numbers restart with each run. 24 hex digits.
+
+    Example:
+        >>> record_id("ab" * 32, 0.75, 0.7, "/in/part1.png") == record_id("ab" * 32, 0.75, 0.7, "/in/part1.png")
+        True
+    """
+    text = f"{model_sha256}|{json_float(image_threshold)}|{json_float(pixel_threshold)}|{key}"
+    return hashlib.sha256(text.encode("utf-8", errors="surrogateescape")).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,8 @@ class Prediction:
         error: message when the image could not be processed (then ``score`` is NaN).
         source_meta: per-frame metadata from the source (``Item.source_meta``, e.g. camera id,
             frame number, camera timestamp); recorded as ``source_meta`` by every sink.
+        id: stable id of the result (:func:`record_id`), e.g. for consumers of at-least-once MQTT.
+        model_sha256: SHA-256 of the model file that produced the result.
         extra: free-form fields sinks add to the record (e.g. ``overlay`` path).
     """
 
@@ -109,6 +126,8 @@ class Prediction:
     time: float = 0.0
     error: str | None = None
     source_meta: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+    model_sha256: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     _map_full: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -144,6 +163,7 @@ class Prediction:
     def to_record(self) -> dict[str, Any]:
         """One JSON-serialisable results.jsonl record (no maps)."""
         rec: dict[str, Any] = {
+            "id": self.id or None,
             "source": self.source,
             "frame": self.frame,
             "time": _iso(self.time),
@@ -157,6 +177,7 @@ class Prediction:
             "latency_ms": self.times.to_dict(),
             "error": self.error,
             "source_meta": self.source_meta,
+            "model_sha256": self.model_sha256 or None,
         }
         rec.update(self.extra)
         return rec

@@ -29,7 +29,7 @@ from ..results import Prediction
 from ..sources.base import Item
 from .base import SINKS, AppendFile, Sink
 
-__all__ = ["JsonlSink", "read_done"]
+__all__ = ["JsonlSink", "read_done", "read_tail", "record_line"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,35 @@ def read_done(path: str | Path) -> set[str]:
     if bad:
         log.warning("%s: skipped %d unreadable line(s) (interrupted write?)", path, bad)
     return done
+
+
+def record_line(pred: Prediction) -> str:
+    """The results.jsonl line of a result (no newline); MQTT publishes the same text."""
+    return json.dumps(pred.to_record(), allow_nan=False, default=_json_default)
+
+
+def read_tail(path: str | Path, max_bytes: int = 1 << 20) -> list[tuple[dict, str]]:
+    """The last complete records of a results log (at most ``max_bytes`` read): (record, line) pairs."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - max_bytes))
+        data = f.read()
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    if size > max_bytes:
+        lines = lines[1:]  # probably cut in the middle
+    out = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append((rec, line))
+    return out
 
 
 @SINKS.register("jsonl")
@@ -90,7 +119,7 @@ class JsonlSink(Sink):
         Raises:
             CdoError: the write failed; the file is as it was before the call.
         """
-        text = "".join(json.dumps(p.to_record(), allow_nan=False, default=_json_default) + "\n" for p in preds)
+        text = "".join(record_line(p) + "\n" for p in preds)
         try:
             self._file.append(text, fsync=True)
         except OSError as e:

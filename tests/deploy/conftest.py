@@ -10,6 +10,8 @@ pixel 0.7.
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import shutil
 import socket
@@ -173,8 +175,6 @@ def cli_popen():
 
 
 def read_records(path: Path) -> list[dict]:
-    import json
-
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -201,28 +201,128 @@ def wait():
     return wait_for
 
 
-@pytest.fixture(scope="session")
-def mosquitto(tmp_path_factory: pytest.TempPathFactory):
-    """A real mosquitto broker on a free loopback port: yields (host, port)."""
+def _mosquitto_exe() -> str:
     exe = shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
     if exe is None:
         pytest.skip("mosquitto broker binary not installed (apt-get install mosquitto; .ci/run does it)")
+    return exe
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    d = tmp_path_factory.mktemp("mosquitto")
-    conf = d / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return s.getsockname()[1]
 
-    def up() -> bool:
+
+class Broker:
+    """A real mosquitto on a loopback port that a test can stop and start again.
+
+    With ``persistence`` the broker keeps persistent sessions and their queued
+    QoS 1 messages across a restart (saved when it is stopped with SIGTERM).
+    """
+
+    def __init__(self, exe: str, folder: Path, persistence: bool = True) -> None:
+        self.exe, self.host, self.port = exe, "127.0.0.1", free_port()
+        self.conf = folder / "mosquitto.conf"
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", f"persistence {str(persistence).lower()}"]
+        if persistence:  # as root mosquitto would switch to user 'mosquitto', who cannot write the test folder
+            lines += [f"persistence_location {folder}/", "autosave_interval 1", "max_queued_messages 0",
+                      f"user {getpass.getuser()}"]
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def spec(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def up(self) -> bool:
         with socket.socket() as c:
-            return c.connect_ex(("127.0.0.1", port)) == 0
+            return c.connect_ex((self.host, self.port)) == 0
 
-    if not wait_for(up, 10):
-        proc.kill()
-        pytest.fail(f"mosquitto did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
-    yield "127.0.0.1", port
-    proc.terminate()
-    proc.wait(10)
+    def start(self) -> "Broker":
+        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        if not wait_for(self.up, 10):
+            self.proc.kill()
+            pytest.fail(f"mosquitto did not start: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback TCP port nothing listens on."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory):
+    """A real mosquitto broker on a free loopback port: yields (host, port)."""
+    broker = Broker(_mosquitto_exe(), tmp_path_factory.mktemp("mosquitto"), persistence=False).start()
+    yield broker.host, broker.port
+    broker.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    """A stoppable, restartable mosquitto with persistence (not started yet): a ``Broker``."""
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    b = Broker(_mosquitto_exe(), folder)
+    yield b
+    b.stop()
+
+
+class Subscriber:
+    """A paho subscriber collecting the JSON payloads of a topic filter.
+
+    ``persistent``: a fixed client id with ``clean_session=False``, so the broker
+    queues QoS 1 messages for it while it is away (also across a broker restart
+    with persistence); it reconnects by itself.
+    """
+
+    def __init__(self, host: str, port: int, topic: str, persistent: bool = False) -> None:
+        import threading
+
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[dict] = []
+        self._ready = threading.Event()
+        cid = f"test-sub-{os.getpid()}-{time.monotonic_ns()}"
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid,
+                                  clean_session=not persistent)
+        self.client.reconnect_delay_set(1, 2)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self._ready.set()
+        self.client.on_message = lambda c, u, msg: self.messages.append(json.loads(msg.payload))
+        self.client.connect(host, port)
+        self.client.loop_start()
+        assert self._ready.wait(10), "subscription not acknowledged"
+
+    @property
+    def ids(self) -> set[str]:
+        return {m.get("id") for m in list(self.messages)}
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def subscriber():
+    """``subscriber(host, port, topic, persistent=False)`` -> a connected ``Subscriber`` (closed at teardown)."""
+    subs: list[Subscriber] = []
+
+    def make(host: str, port: int, topic: str, persistent: bool = False) -> Subscriber:
+        subs.append(Subscriber(host, port, topic, persistent))
+        return subs[-1]
+
+    yield make
+    for s in subs:
+        s.close()

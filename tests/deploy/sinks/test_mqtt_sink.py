@@ -1,53 +1,29 @@
-"""MqttSink against a real mosquitto broker started on loopback by the fixture."""
+"""MqttSink against a real mosquitto broker: delivery, stable ids, outages, restarts, the spool."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 
 import numpy as np
 import pytest
 
 from cdo_deploy.errors import CdoError
-from cdo_deploy.results import Prediction
+from cdo_deploy.results import Prediction, record_id
 from cdo_deploy.sinks import MqttSink, parse_mqtt_spec
 from cdo_deploy.sources.base import Item
 
 
-class Subscriber:
-    """A paho subscriber collecting JSON payloads of one topic."""
-
-    def __init__(self, host: str, port: int, topic: str) -> None:
-        import paho.mqtt.client as mqtt
-
-        self.messages: list[dict] = []
-        self._ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{time.monotonic_ns()}")
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda c, u, mid, rcs, p: self._ready.set()
-        self.client.on_message = lambda c, u, msg: self.messages.append(json.loads(msg.payload))
-        self.client.connect(host, port)
-        self.client.loop_start()
-        assert self._ready.wait(10), "subscription not acknowledged"
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+def _pred(i: int) -> Prediction:
+    m = np.full((4, 4), i / 20, np.float32)
+    p = Prediction(f"p{i}.png", i / 20, i >= 15, m, (8, 8), image_threshold=0.75, pixel_threshold=0.75,
+                   source_meta={"camera_id": "cam7", "frame_number": i})
+    p.id = record_id("ab" * 32, 0.75, 0.75, p.source)
+    return p
 
 
-@pytest.fixture
-def subscriber(mosquitto):
-    subs = []
-
-    def make(topic):
-        s = Subscriber(*mosquitto, topic)
-        subs.append(s)
-        return s
-
-    yield make
-    for s in subs:
-        s.close()
+def _write(sink: MqttSink, preds) -> None:
+    for p in preds:
+        sink.write(p, Item(p.source, time.time(), time.perf_counter()), None)
 
 
 def test_spec_parsing():
@@ -57,16 +33,12 @@ def test_spec_parsing():
             parse_mqtt_spec(bad)
 
 
-def test_every_decision_arrives_at_the_broker(mosquitto, subscriber, wait):
+def test_every_decision_arrives_at_the_broker_as_its_record(mosquitto, subscriber, wait):
     host, port = mosquitto
-    sub = subscriber("line1/cdo")
+    sub = subscriber(host, port, "line1/cdo")
     sink = MqttSink(f"{host}:{port}/line1/cdo")
     sink.open()
-    for i in range(20):
-        m = np.full((4, 4), i / 20, np.float32)
-        pred = Prediction(f"p{i}.png", i / 20, i >= 15, m, (8, 8), image_threshold=0.75, pixel_threshold=0.75,
-                          source_meta={"camera_id": "cam7", "frame_number": i})
-        sink.write(pred, Item(pred.source, time.time(), time.perf_counter()), None)
+    _write(sink, [_pred(i) for i in range(20)])
     sink.write(Prediction.failed("bad.png", "truncated image"), Item("bad.png", 0.0, 0.0), None)
     sink.close()
     assert sink.published == 21
@@ -74,4 +46,67 @@ def test_every_decision_arrives_at_the_broker(mosquitto, subscriber, wait):
     by_source = {m["source"]: m for m in sub.messages}
     assert by_source["p16.png"]["decision"] == "NG" and by_source["p3.png"]["decision"] == "OK"
     assert by_source["p3.png"]["source_meta"] == {"camera_id": "cam7", "frame_number": 3}
+    assert by_source["p3.png"]["id"] == record_id("ab" * 32, 0.75, 0.75, "p3.png")
     assert by_source["bad.png"]["error"] == "truncated image" and by_source["bad.png"]["decision"] is None
+
+
+def test_messages_of_an_outage_survive_a_restart_of_the_sink_through_the_spool(broker, subscriber, tmp_path, wait):
+    """Broker down: write, close (unconfirmed: kept in the spool); a new sink sends them once it is up."""
+    spool = tmp_path / "out" / "mqtt_spool.jsonl"
+    sink = MqttSink(f"{broker.spec}/l/cdo", spool=spool, connect_timeout_s=0.2, drain_timeout_s=0.3)
+    sink.open()
+    preds = [_pred(i) for i in range(30)]
+    _write(sink, preds)
+    assert sink.status() == {"mqtt_unconfirmed": 30}
+    sink.close()
+    assert len([ln for ln in spool.read_text().splitlines() if '"payload"' in ln]) == 30
+    broker.start()
+    sub = subscriber(broker.host, broker.port, "l/cdo", persistent=True)
+    again = MqttSink(f"{broker.spec}/l/cdo", spool=spool)
+    again.open()
+    assert wait(lambda: sub.ids >= {p.id for p in preds}, 15), len(sub.ids)
+    again.close()
+    assert again.published == 30 and again.status() == {"mqtt_unconfirmed": 0}
+    assert '"payload"' not in spool.read_text()  # all confirmed: nothing left to send
+
+
+def test_a_long_outage_spills_beyond_memory_to_the_spool_and_is_read_back(broker, subscriber, tmp_path, wait):
+    broker.start()
+    sub = subscriber(broker.host, broker.port, "l/#", persistent=True)
+    broker.stop()
+    sink = MqttSink(f"{broker.spec}/l/cdo", spool=tmp_path / "spool.jsonl", connect_timeout_s=0.2,
+                    max_inflight=3, max_backlog=5)
+    sink.open()
+    preds = [_pred(i) for i in range(40)]
+    _write(sink, preds)
+    assert sink.status() == {"mqtt_unconfirmed": 40}
+    broker.start()
+    assert wait(lambda: sub.ids >= {p.id for p in preds}, 20), len(sub.ids)
+    assert wait(lambda: sink.status() == {"mqtt_unconfirmed": 0}, 5)
+    sink.close()
+    assert sink.published == 40
+
+
+def test_records_a_kill_left_unspooled_are_sent_at_start(mosquitto, subscriber, tmp_path, wait):
+    """Killed after results.jsonl got a group but before the spool did: the next start sends that group."""
+    from cdo_deploy.sinks import JsonlSink
+    from cdo_deploy.sinks.spool import Spool
+
+    host, port = mosquitto
+    preds = [_pred(i) for i in range(8)]
+    log = JsonlSink(tmp_path / "results.jsonl")
+    log.open()
+    log.write_group(preds)
+    log.close()
+    spool = Spool(tmp_path / "mqtt_spool.jsonl")
+    spool.open()
+    for p in preds[:5]:  # the first five were spooled and confirmed, then the kill
+        spool.add(p.id, "l/cdo", "{}")
+        spool.ack(p.id)
+    spool.close()
+    sub = subscriber(host, port, "l/cdo")
+    sink = MqttSink(f"{host}:{port}/l/cdo", spool=tmp_path / "mqtt_spool.jsonl", results=tmp_path / "results.jsonl")
+    sink.open()
+    assert wait(lambda: len(sub.messages) >= 3, 10)
+    sink.close()
+    assert sorted(m["source"] for m in sub.messages) == ["p5.png", "p6.png", "p7.png"]
