@@ -8,7 +8,8 @@ The output folder holds::
     overlays/       heatmap pictures of NG parts (or all)
     quarantine/     unreadable files of a folder source
     ok/ ng/         input files routed by decision, with route=True
-    summary.json    totals and latency of the last run
+    summary.json    totals and latency of the last run (summaries.jsonl: one line per run)
+    previous/       earlier results moved aside by fresh=True (--fresh)
 
 Example:
     >>> cfg = InspectConfig(bundle=Path("bundle"), source="incoming/", out=Path("out"), once=True)  # doctest: +SKIP
@@ -28,7 +29,8 @@ from typing import Callable
 from .errors import CdoError
 from .inspector import Inspector
 from .pipeline import Pipeline, PipelineConfig
-from .sinks import CsvSink, JsonlSink, MqttSink, OverlaySink, RouteSink, Sink, read_done
+from .resume import check_resume, producer_key, start_fresh
+from .sinks import CsvSink, JsonlSink, MqttSink, OverlaySink, RouteSink, Sink
 from .sources import FolderSource, open_source
 from .status import Summary
 
@@ -67,6 +69,7 @@ class InspectConfig:
     settle_s: float = 0.5
     max_frames: int | None = None
     min_region_area: int = 0
+    fresh: bool = False
 
 
 @dataclass
@@ -82,8 +85,14 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
                    on_status: Callable[[Summary], None] | None = None, status_every_s: float = 1.0) -> InspectResult:
     """Inspect ``cfg.source`` with ``cfg.bundle`` until the source ends or ``stop`` is set.
 
+    Resumes into ``cfg.out`` only when its results were produced by the same
+    model file and thresholds (see :mod:`cdo_deploy.resume`); ``cfg.fresh``
+    moves earlier results aside first.
+
     Raises:
-        CdoError: bad bundle, source, sink or option; nothing is processed then.
+        CdoError: bad bundle, source, sink or option, or ``cfg.out`` holds another
+            bundle's results; nothing is processed then. ``results.jsonl`` that
+            cannot be written while running.
     """
     stop = stop or threading.Event()
     inspector = Inspector(cfg.bundle, cfg.backend, cfg.device, variant=cfg.variant, threshold=cfg.threshold,
@@ -95,7 +104,11 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
         except OSError as e:
             raise CdoError(f"cannot create output folder {cfg.out}: {e}") from None
         results = cfg.out / RESULTS_FILE
-        done = read_done(results)
+        if cfg.fresh:
+            start_fresh(cfg.out)
+        thr = inspector.thresholds
+        key = producer_key(inspector.model_sha256, thr.image, thr.pixel)
+        done = check_resume(results, key).done
         if done:
             log.info("%s: %d sources already done; they are skipped", results, len(done))
         source = open_source(cfg.source, done, once=cfg.once, include_existing=cfg.include_existing,
@@ -123,8 +136,18 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
         summary = pipeline.run(stop, on_status=on_status, status_every_s=status_every_s)
     finally:
         inspector.close()
-    try:
-        (cfg.out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    doc = {**summary.to_dict(), "model_sha256": key[0], "image_threshold": key[1], "pixel_threshold": key[2],
+           "records_total": len(done) + summary.processed, "finished": _now()}
+    try:  # this run's summary, and one line per run in summaries.jsonl (the history)
+        (cfg.out / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
+        with open(cfg.out / "summaries.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(doc) + "\n")
     except OSError as e:
         log.warning("cannot write %s: %s", cfg.out / "summary.json", e)
     return InspectResult(summary=summary, results=results, out=cfg.out)
+
+
+def _now() -> str:
+    import datetime as _dt
+
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

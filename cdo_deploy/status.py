@@ -36,7 +36,7 @@ class Summary:
     ng: int = 0
     errors: int = 0
     dropped: int = 0
-    skipped: int = 0
+    skipped_already_processed: int = 0
     reconnects: int = 0
     elapsed_s: float = 0.0
     fps: float = 0.0
@@ -52,7 +52,8 @@ class Summary:
     def format(self) -> str:
         """One line: ``processed 6 | OK 3 | NG 3 | errors 0 | dropped 0 | 41.2 img/s | p50 3.1 ms | p99 9.0 ms``."""
         lat = ("-" if self.p50_ms is None else f"p50 {self.p50_ms:.1f} ms | p99 {self.p99_ms:.1f} ms")
-        extra = f" | skipped {self.skipped}" if self.skipped else ""
+        skipped = self.skipped_already_processed
+        extra = f" | skipped {skipped} already processed" if skipped else ""
         extra += f" | reconnects {self.reconnects}" if self.reconnects else ""
         failed = {k: v for k, v in self.sink_errors.items() if v}
         if failed:
@@ -102,7 +103,7 @@ class RunStats:
             fps = len(recent) / span if span > 0 else 0.0
             return Summary(
                 processed=processed, ok=self.ok, ng=self.ng, errors=self.errors, dropped=self.dropped,
-                skipped=self.skipped, reconnects=self.reconnects, elapsed_s=round(elapsed, 3),
+                skipped_already_processed=self.skipped, reconnects=self.reconnects, elapsed_s=round(elapsed, 3),
                 fps=round(fps, 2),
                 p50_ms=round(float(np.percentile(lat, 50)), 3) if lat.size else None,
                 p99_ms=round(float(np.percentile(lat, 99)), 3) if lat.size else None,

@@ -41,6 +41,9 @@ def _install_signals(stop: threading.Event) -> None:
 @click.option("--once", is_flag=True, help="Folder: process the files already there, then exit.")
 @click.option("--include-existing", is_flag=True,
               help="Folder: also process files already there, then keep watching (use after a restart).")
+@click.option("--fresh", is_flag=True,
+              help="OUT holds results of another bundle or other thresholds: move them to OUT/previous/ and "
+                   "start anew (without it such a run refuses).")
 @click.option("--backend", default="auto", show_default=True, help="auto, onnxruntime or tensorrt.")
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda[:N]; onnxruntime also tensorrt[:N] (its TensorRT provider).")
@@ -70,7 +73,7 @@ def _install_signals(stop: threading.Event) -> None:
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @user_errors
-def inspect_main(bundle: Path, source: str, out: Path, once: bool, include_existing: bool, backend: str,
+def inspect_main(bundle: Path, source: str, out: Path, once: bool, include_existing: bool, fresh: bool, backend: str,
                  device: str, variant: str | None, threshold: float | None, pixel_threshold: float | None,
                  sensitivity: float | None, max_batch: int, max_wait_ms: float, queue_size: int, workers: int,
                  overlays: str, route: bool, no_quarantine: bool, write_csv: bool, mqtt: str | None,
@@ -84,7 +87,7 @@ def inspect_main(bundle: Path, source: str, out: Path, once: bool, include_exist
         device=device, variant=variant, threshold=threshold, pixel_threshold=pixel_threshold,
         sensitivity=sensitivity, max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
         workers=workers, overlays=overlays, route=route, quarantine=not no_quarantine, csv=write_csv, mqtt=mqtt,
-        settle_s=settle_ms / 1e3, max_frames=max_frames, min_region_area=min_region_area,
+        settle_s=settle_ms / 1e3, max_frames=max_frames, min_region_area=min_region_area, fresh=fresh,
     )
     stop = threading.Event()
     _install_signals(stop)

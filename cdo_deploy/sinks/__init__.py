@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .base import SINKS, Sink
 from .csv import CsvSink
-from .jsonl import JsonlSink, read_done
+from .jsonl import JsonlSink, ResultsLog, read_done, read_log
 from .mqtt import MqttSink, parse_mqtt_spec
 from .overlay import OverlaySink, render_overlay
 from .route import RouteSink, move_unique
@@ -25,6 +25,8 @@ __all__ = [
     "Sink",
     "move_unique",
     "parse_mqtt_spec",
+    "ResultsLog",
     "read_done",
+    "read_log",
     "render_overlay",
 ]

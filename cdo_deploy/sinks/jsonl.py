@@ -3,9 +3,11 @@
 One JSON object per line and per image or frame (see
 ``Prediction.to_record``), written and fsynced per group of records before any
 other sink sees them. A line cut short by a crash (power loss) is skipped by
-:func:`read_done` and terminated before the next append; a write that fails
-(disk full) is cut back; so the log always parses. ``read_done`` returns the source ids already recorded, which
-the sources skip: nothing is processed twice, even after a restart.
+:func:`read_log` and terminated before the next append; a write that fails
+(disk full) is cut back; so the log always parses. :func:`read_log` returns
+the source ids already recorded, which the sources skip (nothing is processed
+twice, even after a restart), and what produced them (model file hash and
+thresholds), so that a run refuses to resume into another bundle's results.
 
 Example:
     >>> import tempfile, pathlib
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -29,29 +32,57 @@ from ..results import Prediction
 from ..sources.base import Item
 from .base import SINKS, AppendFile, Sink
 
-__all__ = ["JsonlSink", "read_done", "read_tail", "record_line"]
+__all__ = ["JsonlSink", "ResultsLog", "read_done", "read_log", "read_tail", "record_line"]
 
 log = logging.getLogger(__name__)
 
 
-def read_done(path: str | Path) -> set[str]:
-    """Source ids recorded in a results log (missing file: empty set; bad lines skipped)."""
+@dataclass
+class ResultsLog:
+    """What a results log holds: the sources done and what produced their records.
+
+    Attributes:
+        done: source ids recorded.
+        producers: (model_sha256, image_threshold, pixel_threshold) -> record count; records
+            written before cdo recorded the model count under ``(None, None, None)``.
+        records: complete records read.
+    """
+
+    done: set[str] = field(default_factory=set)
+    producers: dict[tuple, int] = field(default_factory=dict)
+    records: int = 0
+
+
+def read_log(path: str | Path) -> ResultsLog:
+    """Read a results log (missing file: empty; unreadable lines, e.g. torn by a crash, skipped)."""
     path = Path(path)
-    done: set[str] = set()
+    out = ResultsLog()
     if not path.exists():
-        return done
+        return out
     bad = 0
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if not line.strip():
                 continue
             try:
-                done.add(json.loads(line)["source"])
+                rec = json.loads(line)
+                out.done.add(rec["source"])
             except (ValueError, KeyError, TypeError):
                 bad += 1
+                continue
+            key = (rec.get("model_sha256"), rec.get("image_threshold"), rec.get("pixel_threshold"))
+            if key[0] is None:
+                key = (None, None, None)
+            out.producers[key] = out.producers.get(key, 0) + 1
+            out.records += 1
     if bad:
         log.warning("%s: skipped %d unreadable line(s) (interrupted write?)", path, bad)
-    return done
+    return out
+
+
+def read_done(path: str | Path) -> set[str]:
+    """Source ids recorded in a results log (missing file: empty set; bad lines skipped)."""
+    return read_log(path).done
 
 
 def record_line(pred: Prediction) -> str:

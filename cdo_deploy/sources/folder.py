@@ -36,7 +36,7 @@ from typing import Callable, Iterable
 
 from ..errors import CdoError
 from ..preprocess import is_complete
-from .base import SOURCES, Item, Source, is_image_file
+from .base import IMAGE_SUFFIXES, SOURCES, Item, Source, is_image_file
 
 __all__ = ["FolderSource"]
 
@@ -88,6 +88,11 @@ class FolderSource(Source):
     def open(self) -> None:
         if not os.path.isdir(self.root):
             raise CdoError(f"source folder not found: {self.spec}")
+        if self.once:
+            files = [p for p in self._scan() if not p.startswith(self.exclude)]
+            if not any(is_image_file(p) for p in files):
+                raise CdoError(f"--once: no image files in {self.root} ({len(files)} other file(s)); nothing to "
+                               f"inspect (images: {', '.join(sorted(IMAGE_SUFFIXES))})")
 
     @property
     def ignored(self) -> int:
@@ -100,7 +105,11 @@ class FolderSource(Source):
 
     # -- candidates ---------------------------------------------------------
     def _eligible(self, path: str) -> bool:
-        if path.startswith(self.exclude) or path in self._seen or path in self.done:
+        if path.startswith(self.exclude) or path in self._seen:
+            return False
+        if path in self.done:
+            self._seen.add(path)
+            self.skipped += 1  # already in the results log: counted once, never read
             return False
         if not is_image_file(path):
             if path not in self._ignored:
