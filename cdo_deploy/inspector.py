@@ -27,7 +27,7 @@ from .backends import BACKENDS, Backend, available_backends, create_backend
 from .bundle import ONNX_FILE, BundleMeta, load_bundle_meta, sha256_file
 from .errors import CdoError
 from .formats import ModelFile, resolve_model_file
-from .postprocess import find_regions
+from .postprocess import locate_defects
 from .preprocess import to_model_input
 from .results import Prediction, StageTimes
 from .thresholds import Thresholds, resolve_thresholds
@@ -97,6 +97,10 @@ class Inspector:
         self.min_region_area = int(min_region_area)
         if warmup:
             self.backend.infer(np.zeros((1, self.meta.height, self.meta.width, 3), np.uint8))
+        if self.thresholds.pixel > self.thresholds.image:
+            log.info("pixel threshold %.6g is above the image threshold %.6g: an NG part with no pixel above it "
+                     "gets the region around the map's maximum, flagged kind=map_max",
+                     self.thresholds.pixel, self.thresholds.image)
         log.info("inspector: %s %s (%s) on %s, thresholds image %.6g pixel %.6g (%s)",
                  self.model_file.backend, self.model_file.variant, self.model_file.path.name,
                  self.backend.device_label, self.thresholds.image, self.thresholds.pixel, self.thresholds.source)
@@ -142,10 +146,11 @@ class Inspector:
         """
         t0 = time.perf_counter()
         thr = self.thresholds
-        regions = find_regions(anomaly_map, thr.pixel, image_shape, min_area=self.min_region_area)
+        is_ng = bool(score >= thr.image)
+        regions = locate_defects(anomaly_map, is_ng, thr.image, thr.pixel, image_shape, min_area=self.min_region_area)
         times = times or StageTimes()
         pred = Prediction(
-            source=source, score=float(score), is_ng=bool(score >= thr.image), anomaly_map=anomaly_map,
+            source=source, score=float(score), is_ng=is_ng, anomaly_map=anomaly_map,
             image_shape=(int(image_shape[0]), int(image_shape[1])), regions=regions, times=times,
             image_threshold=thr.image, pixel_threshold=thr.pixel, model_sha256=self.model_sha256,
         )

@@ -1,18 +1,31 @@
 """Post-processing: decision and defect regions from the model outputs.
 
-1. Decision: ``NG`` iff ``score >= image threshold`` (see :mod:`cdo_deploy.thresholds`).
-2. Regions: the anomaly map at model resolution is thresholded at the pixel
-   threshold; ``cv2.connectedComponentsWithStats`` (8-connectivity) gives one
-   region per component. Boxes and areas are scaled to original-image pixels;
-   the peak is the highest map value inside the component.
-3. The full-resolution map is not computed here: ``Prediction.anomaly_map_full``
+How the two thresholds relate (map and score share units: the score is the
+map's maximum, or its top-k mean):
+
+1. Decision: ``NG`` iff ``score >= image threshold``. The image threshold
+   alone decides (see :mod:`cdo_deploy.thresholds`).
+2. Regions locate the defect: the anomaly map at model resolution is
+   thresholded at the pixel threshold; ``cv2.connectedComponentsWithStats``
+   (8-connectivity) gives one region (``kind="threshold"``) per component.
+   Boxes and areas are scaled to original-image pixels; the peak is the
+   highest map value inside the component. OK parts may have regions too
+   (spots above the pixel threshold whose score stays below the image one).
+3. Every NG part shows why: when no region passes the pixel threshold (it is
+   above the image threshold, or ``min_area`` dropped every region), the
+   component of ``anomaly_map >= min(image, pixel threshold)`` that holds the
+   map's maximum is reported, flagged ``kind="map_max"``. It always exists:
+   the maximum is at or above the score, which passed the image threshold.
+4. The full-resolution map is not computed here: ``Prediction.anomaly_map_full``
    resizes it lazily, only for overlays, which keeps per-image latency low.
 
 Example:
     >>> import numpy as np
     >>> m = np.zeros((4, 4), np.float32); m[1:3, 2:4] = 1.0
     >>> [r.to_dict() for r in find_regions(m, 0.5, (8, 8))]
-    [{'box': [4, 2, 8, 6], 'area': 16, 'peak': 1.0}]
+    [{'box': [4, 2, 8, 6], 'area': 16, 'peak': 1.0, 'kind': 'threshold'}]
+    >>> [r.kind for r in locate_defects(m, True, 0.9, 1.5, (8, 8))]
+    ['map_max']
 """
 
 from __future__ import annotations
@@ -24,7 +37,26 @@ import numpy as np
 
 from .results import Region
 
-__all__ = ["find_regions"]
+__all__ = ["find_regions", "locate_defects", "peak_region"]
+
+
+def _components(anomaly_map: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, stats, peaks) of the 8-connected components of ``anomaly_map >= level``."""
+    mask = (anomaly_map >= level).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    peaks = np.full(n, -np.inf, dtype=np.float64)
+    np.maximum.at(peaks, labels.ravel().astype(np.intp), anomaly_map.ravel().astype(np.float64))
+    return labels, stats, peaks
+
+
+def _region(stat: np.ndarray, peak: float, map_hw: tuple[int, int], image_shape: tuple[int, int],
+            kind: str) -> Region:
+    x, y, bw, bh, area = (int(v) for v in stat)
+    big_h, big_w = image_shape
+    sy, sx = big_h / map_hw[0], big_w / map_hw[1]
+    return Region(x0=max(0, math.floor(x * sx)), y0=max(0, math.floor(y * sy)),
+                  x1=min(big_w, math.ceil((x + bw) * sx)), y1=min(big_h, math.ceil((y + bh) * sy)),
+                  area=int(round(area * sx * sy)), peak=float(peak), kind=kind)
 
 
 def find_regions(
@@ -46,28 +78,37 @@ def find_regions(
     Returns:
         Regions sorted by peak, highest first; empty when nothing exceeds the threshold.
     """
-    h, w = anomaly_map.shape
-    mask = (anomaly_map >= pixel_threshold).astype(np.uint8)
-    if not mask.any():
+    if not (anomaly_map >= pixel_threshold).any():
         return []
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    peaks = np.full(n, -np.inf, dtype=np.float64)
-    np.maximum.at(peaks, labels.ravel().astype(np.intp), anomaly_map.ravel().astype(np.float64))
-    big_h, big_w = image_shape
-    sy, sx = big_h / h, big_w / w
-    regions = []
-    for i in range(1, n):
-        x, y, bw, bh, area = (int(v) for v in stats[i])
-        scaled_area = int(round(area * sx * sy))
-        if scaled_area < min_area:
-            continue
-        regions.append(Region(
-            x0=max(0, math.floor(x * sx)),
-            y0=max(0, math.floor(y * sy)),
-            x1=min(big_w, math.ceil((x + bw) * sx)),
-            y1=min(big_h, math.ceil((y + bh) * sy)),
-            area=scaled_area,
-            peak=float(peaks[i]),
-        ))
+    labels, stats, peaks = _components(anomaly_map, pixel_threshold)
+    regions = [_region(stats[i], peaks[i], anomaly_map.shape, image_shape, "threshold") for i in range(1, len(stats))]
+    regions = [r for r in regions if r.area >= min_area]
     regions.sort(key=lambda r: r.peak, reverse=True)
     return regions[:max_regions]
+
+
+def peak_region(anomaly_map: np.ndarray, level: float, image_shape: tuple[int, int]) -> Region:
+    """The component of ``anomaly_map >= level`` holding the map's maximum, flagged ``kind="map_max"``.
+
+    ``level`` is lowered to the maximum when above it, so the region is never empty.
+    """
+    iy, ix = np.unravel_index(int(np.argmax(anomaly_map)), anomaly_map.shape)
+    level = min(float(level), float(anomaly_map[iy, ix]))
+    labels, stats, peaks = _components(anomaly_map, level)
+    lab = int(labels[iy, ix])
+    return _region(stats[lab], peaks[lab], anomaly_map.shape, image_shape, "map_max")
+
+
+def locate_defects(
+    anomaly_map: np.ndarray,
+    is_ng: bool,
+    image_threshold: float,
+    pixel_threshold: float,
+    image_shape: tuple[int, int],
+    min_area: int = 0,
+) -> list[Region]:
+    """Regions of a result: :func:`find_regions`, plus the flagged :func:`peak_region` for an NG part without any."""
+    regions = find_regions(anomaly_map, pixel_threshold, image_shape, min_area=min_area)
+    if is_ng and not regions:
+        regions = [peak_region(anomaly_map, min(image_threshold, pixel_threshold), image_shape)]
+    return regions

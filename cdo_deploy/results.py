@@ -55,6 +55,9 @@ class Region:
         area: region area in original-image pixels (component pixel count at
             model resolution times the resize factor).
         peak: highest anomaly-map value inside the region.
+        kind: ``"threshold"``: a connected component of ``anomaly_map >= pixel threshold``;
+            ``"map_max"``: flagged fallback for an NG part with no such component, the
+            component around the map's maximum (see :func:`cdo_deploy.postprocess.locate_defects`).
     """
 
     x0: int
@@ -63,10 +66,11 @@ class Region:
     y1: int
     area: int
     peak: float
+    kind: str = "threshold"
 
     def to_dict(self) -> dict[str, Any]:
         return {"box": [self.x0, self.y0, self.x1, self.y1], "area": self.area,
-                "peak": json_float(self.peak)}
+                "peak": json_float(self.peak), "kind": self.kind}
 
 
 @dataclass

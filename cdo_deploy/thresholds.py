@@ -18,8 +18,13 @@ Rules, in order:
    of good parts would be NG), ``s = 0`` as far above ``T_b`` as p99 is below.
    The pixel threshold shifts by the same amount (map and score share units).
 
-Decisions: ``NG`` iff ``score >= image threshold``; defect regions are the
-connected components of ``anomaly_map >= pixel threshold``.
+Decisions: ``NG`` iff ``score >= image threshold`` (the image threshold alone
+decides); defect regions are the connected components of
+``anomaly_map >= pixel threshold``, and an NG part without one gets the
+component around the map's maximum, flagged ``map_max``
+(:mod:`cdo_deploy.postprocess`). Both thresholds are in map units, and with the
+``max`` score rule a pixel threshold at or below the image threshold always
+finds the defect of an NG part.
 
 Example:
     >>> from cdo_deploy.bundle import BundleMeta

@@ -196,3 +196,18 @@ def test_threshold_override_on_the_command_line(tiny_bundle, demo_images, tmp_pa
     recs = records(tmp_path / "o" / "results.jsonl")
     assert len(recs) == 4 and {rec["decision"] for rec in recs} == {"NG"}
     assert {rec["image_threshold"] for rec in recs} == {0.2}
+
+
+def test_pixel_threshold_above_every_pixel_still_locates_each_ng_part(tiny_bundle, demo_images, tmp_path, cli,
+                                                                      records):
+    src, expected = demo_images
+    out = tmp_path / "o"
+    r = cli("cdo-inspect", tiny_bundle, "--source", src, "--once", "--out", out, "--pixel-threshold", "1.01")
+    assert r.returncode == 0, r.stderr
+    recs = records(out / "results.jsonl")
+    assert {rec["source"]: rec["decision"] for rec in recs} == expected
+    for rec in recs:
+        if rec["decision"] == "NG":
+            assert [reg["kind"] for reg in rec["regions"]] == ["map_max"] and Path(rec["overlay"]).is_file()
+        else:
+            assert rec["regions"] == []

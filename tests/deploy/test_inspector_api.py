@@ -91,3 +91,13 @@ def test_errors_are_cdo_errors(tiny_bundle, tmp_path):
     load_bundle_meta(broken, verify=False).save(broken)  # re-record the hash: now the backend itself refuses
     with pytest.raises(CdoError, match="cannot load"):
         Inspector(broken, device="cpu")
+
+
+def test_a_part_passing_only_the_image_threshold_is_ng_with_one_flagged_region(tiny_bundle, part):
+    """The defect: pixel threshold above the image threshold gave NG with regions: []."""
+    with Inspector(tiny_bundle, device="cpu", pixel_threshold=1.01) as insp:
+        pred = insp(part(True, h=96, w=128))
+    assert pred.decision == "NG" and pred.score < 1.01
+    (r,) = pred.regions
+    assert r.kind == "map_max" and r.to_dict()["kind"] == "map_max"
+    assert abs(r.x0 - 64) <= 4 and abs(r.x1 - 104) <= 4 and abs(r.y0 - 24) <= 3 and abs(r.y1 - 56) <= 3

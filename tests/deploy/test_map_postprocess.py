@@ -17,8 +17,8 @@ def test_regions_boxes_in_original_coordinates():
     m[6, 6] = 0.95     # single pixel, peak 0.95
     regions = find_regions(m, 0.5, (80, 40))  # y scale 10, x scale 5
     assert [r.to_dict() for r in regions] == [
-        {"box": [30, 60, 35, 70], "area": 50, "peak": 0.95},
-        {"box": [5, 10, 20, 30], "area": 300, "peak": 0.9},
+        {"box": [30, 60, 35, 70], "area": 50, "peak": 0.95, "kind": "threshold"},
+        {"box": [5, 10, 20, 30], "area": 300, "peak": 0.9, "kind": "threshold"},
     ]
     assert [r.peak for r in find_regions(m, 0.5, (80, 40), min_area=100)] == [pytest.approx(0.9)]
     assert len(find_regions(m, 0.5, (8, 8), max_regions=1)) == 1
@@ -70,3 +70,19 @@ def test_threshold_errors():
         resolve_thresholds(_meta(image_threshold=None))
     with pytest.raises(CdoError, match="sensitivity"):
         resolve_thresholds(_meta(), sensitivity=1.5)
+
+
+def test_ng_without_a_pixel_above_the_pixel_threshold_gets_the_flagged_region_around_the_maximum():
+    from cdo_deploy.postprocess import locate_defects
+
+    m = np.full((8, 8), 0.1, np.float32)
+    m[2:4, 4:6] = 0.85   # above the image threshold 0.8, below the pixel threshold 0.9
+    m[2, 4] = 0.88       # the maximum
+    m[6, 0] = 0.5
+    (r,) = locate_defects(m, True, 0.8, 0.9, (80, 80))
+    assert r.to_dict() == {"box": [40, 20, 60, 40], "area": 400, "peak": 0.88, "kind": "map_max"}
+    assert locate_defects(m, False, 0.8, 0.9, (80, 80)) == []  # an OK part gets no fallback
+    assert [r.kind for r in locate_defects(m, True, 0.8, 0.7, (80, 80))] == ["threshold"]
+    # min_area dropped every region: the fallback still locates the defect
+    (r,) = locate_defects(m, True, 0.8, 0.7, (80, 80), min_area=1000)
+    assert r.kind == "map_max" and (r.x0, r.y0, r.x1, r.y1) == (40, 20, 60, 40)

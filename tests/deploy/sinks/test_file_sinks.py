@@ -74,7 +74,8 @@ def test_overlays_for_ng_only_or_all(tmp_path):
         sink.write(pred, _item(), image)
     assert sink.count == 1 and "overlay" not in ok.extra and "overlay" not in bad.extra
     pic = cv2.imread(ng.extra["overlay"])
-    assert pic.shape == (32, 32, 3) and not np.array_equal(pic, img)
+    assert pic.shape == (256, 256, 3)  # a 32 px part is drawn on a 256 px canvas, legible
+    assert not np.array_equal(pic, cv2.resize(img, (256, 256), interpolation=cv2.INTER_NEAREST))
     sink = OverlaySink(tmp_path / "ov", mode="all")
     sink.open()
     sink.prepare(ok, _item(), True)
