@@ -47,7 +47,7 @@ def bench_main(bundle: Path, backends: tuple[str, ...], batches: tuple[int, ...]
                torch_run: Path | None, json_path: Path, verbose: int, quiet: bool) -> None:
     """Measure pre-processing, inference, post-processing and end-to-end latency
     (p50/p90/p99 ms per batch), images/s and peak memory of BUNDLE, per backend
-    and batch size, side by side; print a table and write JSON."""
+    and batch size, side by side; print a table and write JSON. Exits 1 when no row was measured."""
     setup_logging(verbose, quiet)
     cfg = BenchConfig(bundle=bundle, backends=backends, batches=batches, warmup=warmup, iters=iters,
                       device=device, variants=variants, image_hw=image_hw, torch_run=torch_run)
@@ -61,3 +61,8 @@ def bench_main(bundle: Path, backends: tuple[str, ...], batches: tuple[int, ...]
     except OSError as e:
         raise CdoError(f"cannot write {json_path}: {e}") from None
     click.echo(f"wrote {json_path}")
+    if not any(r.status == "ok" for r in rows):
+        first = rows[0] if rows else None
+        why = f"{first.backend} {first.variant}: {first.status}, {first.note}" if first else "no rows"
+        raise CdoError(f"no row was measured ({why}); install the backend or choose --backend/--variant "
+                       "that this bundle and machine have")

@@ -103,3 +103,17 @@ def test_bench_against_a_real_pytorch_training_run(tiny_bundle, tmp_path, cli):
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     (ref,) = [row for row in rows if row["backend"] == "torch-eager"]
     assert ref["status"] == "ok" and ref["device"] == "torch cpu" and "64x64" in ref["note"]
+
+
+@pytest.mark.parametrize("args", [["--backend", "tensorrt"], ["--backend", "onnxruntime", "--variant", "int9"]])
+def test_bench_exits_1_when_no_row_was_measured(tiny_bundle, tmp_path, cli, args):
+    """The defect: only unavailable rows (TensorRT absent, unknown variant) still exited 0."""
+    if args[1] == "tensorrt" and importlib.util.find_spec("tensorrt") is not None:
+        spec = importlib.util.find_spec("tensorrt")
+        if spec.origin not in (None, "namespace"):
+            pytest.skip("TensorRT is installed here: its row may be measured")
+    r = cli("cdo-bench", tiny_bundle, *args, "--batch", "1", "--iters", "2", "--device", "cpu",
+            "--json", tmp_path / "b.json")
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 1 and last.startswith("Error: no row was measured") and "Traceback" not in r.stderr
+    assert "unavailable" in r.stdout and json.loads((tmp_path / "b.json").read_text())["rows"]  # table + JSON kept
