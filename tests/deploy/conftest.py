@@ -1,20 +1,17 @@
 """Shared fixtures for the cdo_deploy tests: a tiny bundle, demo images, CLI runners.
 
-The tiny bundle is a real ONNX graph built with ``onnx.helper`` (no torch):
-    image uint8 (B, H, W, 3) -> Cast float -> ReduceMean over channels
-    -> Transpose to (B, 1, H, W) -> / 255 = anomaly_map;  score = ReduceMax(map).
-So the anomaly map is the brightness in [0, 1]: dark textured "good" parts
-score about 0.45, parts with a white patch score 1.0. Thresholds: image 0.75,
-pixel 0.7.
+The tiny bundle is a real ONNX graph built with ``onnx.helper`` (no torch) by
+``tools/line_kit.py`` (shared with the soak run): the anomaly map is the
+brightness in [0, 1]: dark textured "good" parts score about 0.45, parts with a
+white patch score 1.0. Thresholds: image 0.75, pixel 0.7.
 """
 
 from __future__ import annotations
 
-import getpass
+import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,35 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SIZE = 32
-IMAGE_THRESHOLD = 0.75
-PIXEL_THRESHOLD = 0.7
+_spec = importlib.util.spec_from_file_location("line_kit", Path(__file__).resolve().parents[2] / "tools" /
+                                               "line_kit.py")
+kit = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(kit)
+SIZE, IMAGE_THRESHOLD, PIXEL_THRESHOLD = kit.SIZE, kit.IMAGE_THRESHOLD, kit.PIXEL_THRESHOLD
+build_tiny_onnx, make_part, wait_for, free_port = kit.build_tiny_onnx, kit.make_part, kit.wait_for, kit.free_port
+Broker, Subscriber = kit.Broker, kit.Subscriber
 BIN = Path(sys.executable).parent
-
-
-def build_tiny_onnx(path: Path, size: int = SIZE) -> None:
-    """Write the brightness 'anomaly model' described in the module docstring."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    nodes = [
-        helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
-        helper.make_node("ReduceMean", ["f"], ["grey"], axes=[3], keepdims=1),
-        helper.make_node("Transpose", ["grey"], ["nchw"], perm=[0, 3, 1, 2]),
-        helper.make_node("Div", ["nchw", "k255"], ["anomaly_map"]),
-        helper.make_node("ReduceMax", ["anomaly_map"], ["score"], axes=[1, 2, 3], keepdims=0),
-    ]
-    graph = helper.make_graph(
-        nodes, "tiny_cdo",
-        [helper.make_tensor_value_info("image", TensorProto.UINT8, ["B", size, size, 3])],
-        [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["B", 1, size, size]),
-         helper.make_tensor_value_info("score", TensorProto.FLOAT, ["B"])],
-        initializer=[helper.make_tensor("k255", TensorProto.FLOAT, [], [255.0])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
 
 
 def build_tiny_engine(onnx_path: Path, engine_path: Path, size: int = SIZE, max_batch: int = 8) -> None:
@@ -79,27 +55,8 @@ def reference(images_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A session-wide bundle folder: model.onnx (32x32) + model.json."""
-    from cdo_deploy.bundle import BundleMeta
-
-    d = tmp_path_factory.mktemp("bundle")
-    build_tiny_onnx(d / "model.onnx")
-    BundleMeta(
-        height=SIZE, width=SIZE, backbone="tiny-brightness", image_threshold=IMAGE_THRESHOLD,
-        pixel_threshold=PIXEL_THRESHOLD, threshold_source="test",
-        normal_stats={"n": 20, "mean": 0.45, "std": 0.03, "p50": 0.45, "p95": 0.5, "p99": 0.55, "max": 0.56},
-    ).save(d)
-    return d
-
-
-def make_part(ng: bool, h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
-    """A BGR uint8 'part': dark noisy texture; NG parts carry a white 32x40 patch."""
-    rng = np.random.default_rng(seed)
-    img = rng.integers(40, 110, size=(h, w, 3), dtype=np.uint8)
-    if ng:
-        y, x = h // 4 + seed % 8, w // 2
-        img[y:y + 32, x:x + 40] = 255
-    return img
+    """A session-wide bundle folder: model.onnx (32x32) + model.json (tools/line_kit.py)."""
+    return kit.write_tiny_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="session")
@@ -186,15 +143,6 @@ def records():
     return read_records
 
 
-def wait_for(pred, timeout: float = 20.0, every: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(every)
-    return bool(pred())
-
-
 @pytest.fixture
 def wait():
     """``wait(predicate, timeout=20)`` polls until true; returns the last value."""
@@ -207,52 +155,6 @@ def _mosquitto_exe() -> str:
     if exe is None:
         pytest.skip("mosquitto broker binary not installed (apt-get install mosquitto; .ci/run does it)")
     return exe
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """A real mosquitto on a loopback port that a test can stop and start again.
-
-    With ``persistence`` the broker keeps persistent sessions and their queued
-    QoS 1 messages across a restart (saved when it is stopped with SIGTERM).
-    """
-
-    def __init__(self, exe: str, folder: Path, persistence: bool = True) -> None:
-        self.exe, self.host, self.port = exe, "127.0.0.1", free_port()
-        self.conf = folder / "mosquitto.conf"
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", f"persistence {str(persistence).lower()}"]
-        if persistence:  # as root mosquitto would switch to user 'mosquitto', who cannot write the test folder
-            lines += [f"persistence_location {folder}/", "autosave_interval 1", "max_queued_messages 0",
-                      f"user {getpass.getuser()}"]
-        self.conf.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def spec(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def up(self) -> bool:
-        with socket.socket() as c:
-            return c.connect_ex((self.host, self.port)) == 0
-
-    def start(self) -> "Broker":
-        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        if not wait_for(self.up, 10):
-            self.proc.kill()
-            pytest.fail(f"mosquitto did not start: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
 
 
 @pytest.fixture
@@ -277,41 +179,6 @@ def broker(tmp_path: Path):
     b = Broker(_mosquitto_exe(), folder)
     yield b
     b.stop()
-
-
-class Subscriber:
-    """A paho subscriber collecting the JSON payloads of a topic filter.
-
-    ``persistent``: a fixed client id with ``clean_session=False``, so the broker
-    queues QoS 1 messages for it while it is away (also across a broker restart
-    with persistence); it reconnects by itself.
-    """
-
-    def __init__(self, host: str, port: int, topic: str, persistent: bool = False) -> None:
-        import threading
-
-        import paho.mqtt.client as mqtt
-
-        self.messages: list[dict] = []
-        self._ready = threading.Event()
-        cid = f"test-sub-{os.getpid()}-{time.monotonic_ns()}"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid,
-                                  clean_session=not persistent)
-        self.client.reconnect_delay_set(1, 2)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda c, u, mid, rcs, p: self._ready.set()
-        self.client.on_message = lambda c, u, msg: self.messages.append(json.loads(msg.payload))
-        self.client.connect(host, port)
-        self.client.loop_start()
-        assert self._ready.wait(10), "subscription not acknowledged"
-
-    @property
-    def ids(self) -> set[str]:
-        return {m.get("id") for m in list(self.messages)}
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture
