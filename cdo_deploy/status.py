@@ -70,7 +70,7 @@ class RunStats:
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
         self._window_s = window_s
-        self._done_times: deque[float] = deque(maxlen=100_000)
+        self._done_times: deque[float] = deque()  # completion times within the last window_s only
         self._latency: deque[float] = deque(maxlen=keep)
         self._infer: deque[float] = deque(maxlen=keep)
         self.ok = self.ng = self.errors = 0
@@ -89,7 +89,10 @@ class RunStats:
                     self.ok += 1
                 self._latency.append(pred.times.total)
                 self._infer.append(pred.times.infer)
-            self._done_times.append(time.monotonic())
+            now = time.monotonic()
+            self._done_times.append(now)
+            while self._done_times[0] < now - self._window_s:
+                self._done_times.popleft()
 
     def summary(self) -> Summary:
         with self._lock:

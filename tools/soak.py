@@ -79,6 +79,8 @@ def main() -> int:
     ap.add_argument("--bundle", type=Path, default=None)
     ap.add_argument("--backlog", type=int, default=200, help="most images written but not yet recorded")
     ap.add_argument("--window", type=int, default=1000, help="records in the first/last RSS window")
+    ap.add_argument("--no-route", action="store_true",
+                    help="leave inspected files in the inbox (default: --route moves them to OUT/ok, OUT/ng)")
     a = ap.parse_args()
 
     shutil.rmtree(a.work, ignore_errors=True)
@@ -93,6 +95,8 @@ def main() -> int:
 
     cmd = ["cdo-inspect", str(bundle), "--source", str(inbox), "--out", str(out), "--settle-ms", "100",
            "--overlays", "none", "--workers", "1", "--mqtt", f"{broker.spec}/soak/line1"]
+    if not a.no_route:
+        cmd.append("--route")
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -180,6 +184,7 @@ def main() -> int:
           and rc == 0 and growth is not None and growth < 0.10)
     report["pass"] = ok
     (a.work / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
+    (a.work / "rss.csv").write_text("records,rss_mb\n" + "".join(f"{n},{mb:.1f}\n" for n, mb in samples))
     print(json.dumps(report, indent=2))
     return 0 if ok else 1
 

@@ -13,7 +13,8 @@ Delivery:
   paho sends them when connected, re-sends unconfirmed ones after a reconnect
   and reconnects by itself (1 s back-off doubling to 10 s). While the broker
   is away, messages wait in memory (up to ``max_backlog``) and beyond that in
-  the spool file only, and are read back from it once the backlog is sent;
+  the spool file only, and are read back from it once the backlog is sent
+  (memory stays bounded however long the outage);
 * at shutdown the sink waits up to ``drain_timeout_s`` for confirmations;
   whatever is unconfirmed stays in the spool and is sent at the next start
   (also after a kill: the spool is written before paho sees a message);
@@ -85,8 +86,8 @@ class MqttSink(Sink):
     """
 
     def __init__(self, spec: str, spool: str | Path | None = None, results: str | Path | None = None, qos: int = 1,
-                 connect_timeout_s: float = 3.0, drain_timeout_s: float = 5.0, max_inflight: int = 1000,
-                 max_backlog: int = 20000, client_id: str | None = None) -> None:
+                 connect_timeout_s: float = 3.0, drain_timeout_s: float = 5.0, max_inflight: int = 200,
+                 max_backlog: int = 2000, client_id: str | None = None) -> None:
         self.host, self.port, self.topic = parse_mqtt_spec(spec)
         if qos not in (0, 1):
             raise CdoError(f"MQTT qos must be 0 or 1, got {qos}")
@@ -117,15 +118,19 @@ class MqttSink(Sink):
             raise CdoError("paho-mqtt is not installed: pip install 'cdo[deploy]'") from None
         if self.spool is not None:
             try:
-                pending = self.spool.open()
-                pending += self._unspooled_records()
+                pending, total = self.spool.open(limit=self.max_backlog)
+                gap = self._unspooled_records()
             except OSError as e:
                 raise CdoError(f"cannot use the MQTT spool {self.spool.path}: {e.strerror or e}") from None
-            if pending:
-                log.warning("MQTT: %d message(s) from an earlier run were not confirmed; sending them again",
-                            len(pending))
-            for msg in pending:
-                self._queue(msg)
+            if total:
+                log.warning("MQTT: %d message(s) from an earlier run were not confirmed; sending them again", total)
+            with self._lock:
+                for msg in pending:
+                    self._enqueue(msg)
+                self._unconfirmed += total - len(pending)  # read back from the spool once these are sent
+                self._spilled = total > len(pending)
+                for msg in gap:
+                    self._enqueue(msg)
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id)
         client.max_queued_messages_set(self.max_inflight + 100)
         # published while disconnected: paho keeps the message and sends it after the reconnect
@@ -190,21 +195,25 @@ class MqttSink(Sink):
         line = record_line(pred)
         msg_id = pred.id or hashlib.sha256(line.encode()).hexdigest()[:24]
         msg = (msg_id, self.topic, line)
+        spooled = False
         try:
-            with self._lock:
-                if self.spool is not None:
-                    self.spool.add(*msg)  # OSError (disk full): still sent from memory, and counted
+            with self._lock:  # spooling and queueing under one lock: a read-back never sees it half done
+                try:
+                    if self.spool is not None:
+                        self.spool.add(*msg)  # OSError (disk full): still sent from memory, and counted
+                        spooled = True
+                finally:
+                    self._enqueue(msg, spooled)
         finally:
-            self._queue(msg)
             self._wake.set()
 
-    def _queue(self, msg: Message) -> None:
-        with self._lock:
-            self._unconfirmed += 1
-            if len(self._backlog) < self.max_backlog or self.spool is None:
-                self._backlog.append(msg)
-            else:
-                self._spilled = True
+    def _enqueue(self, msg: Message, spooled: bool = True) -> None:
+        """Count a message and queue it in memory, or leave it to the spool file (lock held)."""
+        self._unconfirmed += 1
+        if not spooled or (not self._spilled and len(self._backlog) < self.max_backlog):
+            self._backlog.append(msg)
+        else:
+            self._spilled = True  # it is in the spool file; read back once the backlog is sent
 
     def status(self) -> dict[str, int]:
         return {"mqtt_unconfirmed": self._unconfirmed}
@@ -215,7 +224,9 @@ class MqttSink(Sink):
         while not self._closing:
             self._wake.wait(0.5)
             self._wake.clear()
-            if warn_at and time.monotonic() >= warn_at and not self._connected.is_set():
+            if self._connected.is_set():
+                warn_at = 0.0  # connected once: later outages are logged by _on_disconnect
+            if warn_at and time.monotonic() >= warn_at:
                 where = f"kept in {self.spool.path}" if self.spool else "kept in memory"
                 log.warning("MQTT broker %s:%d not reachable yet; messages are %s and sent once it is",
                             self.host, self.port, where)
@@ -228,7 +239,7 @@ class MqttSink(Sink):
     def _send_some(self) -> None:
         with self._lock:
             if not self._backlog and self._spilled and not self._inflight and self.spool is not None:
-                pending = self.spool.read_pending()  # the spilled messages: read them back from the file
+                pending = self.spool.read_pending(self.max_backlog + 1)  # the spilled ones, from the file
                 self._backlog.extend(pending[: self.max_backlog])
                 self._spilled = len(pending) > self.max_backlog
             room = self.max_inflight - len(self._inflight)

@@ -7,7 +7,8 @@ reach the kernel when written (they survive the process being killed) and are
 fsynced at most every ``fsync_every_s`` and at close. At open the pending
 messages are read back (a torn last line is skipped) and the file is rewritten
 with only them; while running it is truncated whenever nothing is pending and
-rewritten when it grows past ``compact_bytes``. A ``{"last": id}`` line keeps
+rewritten when it grows past ``compact_bytes``. Reading streams the file, so
+memory holds the confirmed ids, not the messages. A ``{"last": id}`` line keeps
 the id of the newest message across rewrites, so the sink can find records of
 ``results.jsonl`` written after it (a kill between the two writes).
 
@@ -17,10 +18,10 @@ Example:
     >>> import tempfile, pathlib
     >>> sp = Spool(pathlib.Path(tempfile.mkdtemp()) / "mqtt_spool.jsonl")
     >>> sp.open()
-    []
+    ([], 0)
     >>> sp.add("a1", "t", '{"x": 1}'); sp.add("b2", "t", '{"x": 2}'); sp.ack("a1")
     >>> sp.close(); sp.open(), sp.last_id
-    ([('b2', 't', '{"x": 2}')], 'b2')
+    (([('b2', 't', '{"x": 2}')], 1), 'b2')
 """
 
 from __future__ import annotations
@@ -49,41 +50,70 @@ class Spool:
         compact_bytes: rewrite the file with only the pending messages beyond this size.
     """
 
-    def __init__(self, path: str | Path, fsync_every_s: float = 1.0, compact_bytes: int = 8 << 20) -> None:
+    def __init__(self, path: str | Path, fsync_every_s: float = 1.0, compact_bytes: int = 4 << 20) -> None:
         self.path = Path(path)
         self.fsync_every_s, self.compact_bytes = fsync_every_s, compact_bytes
         self.last_id: str | None = None
         self._file = AppendFile(self.path)
         self._last_sync = 0.0
 
-    def read_pending(self) -> list[Message]:
-        """Messages in the file without an ack, oldest first (missing file: none)."""
-        pending: dict[str, Message] = {}
-        if not self.path.exists():
-            return []
+    def _acked(self) -> set[str]:
+        """First pass: the ids confirmed (and the newest id) in the file."""
+        acked: set[str] = set()
+        for rec in self._lines():
+            if "ack" in rec:
+                acked.add(rec["ack"])
+            elif "last" in rec:
+                self.last_id = rec["last"]
+            elif "id" in rec:
+                self.last_id = rec["id"]
+        return acked
+
+    def _lines(self):
         bad = 0
         with open(self.path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
                     rec = json.loads(line)
-                    if "ack" in rec:
-                        pending.pop(rec["ack"], None)
-                    elif "last" in rec:
-                        self.last_id = rec["last"]
-                    else:
-                        pending[rec["id"]] = (rec["id"], rec["topic"], rec["payload"])
-                        self.last_id = rec["id"]
-                except (ValueError, KeyError, TypeError):
+                except ValueError:
                     bad += line.strip() != ""
+                    continue
+                if isinstance(rec, dict):
+                    yield rec
         if bad:
             log.warning("%s: skipped %d unreadable line(s) (interrupted write?)", self.path, bad)
+
+    def read_pending(self, limit: int | None = None) -> list[Message]:
+        """Messages in the file without an ack, oldest first, at most ``limit`` (missing file: none).
+
+        Streams the file twice, so memory is the set of confirmed ids plus what is returned.
+        """
+        if not self.path.exists():
+            return []
+        acked = self._acked()
+        pending: dict[str, Message] = {}
+        for rec in self._lines():
+            if "payload" in rec and rec.get("id") not in acked and rec["id"] not in pending:
+                pending[rec["id"]] = (rec["id"], rec["topic"], rec["payload"])
+                if limit is not None and len(pending) >= limit:
+                    break
         return list(pending.values())
 
-    def open(self) -> list[Message]:
-        """Read the pending messages, rewrite the file with only them, open it for appending."""
-        pending = self.read_pending()
-        self._rewrite(pending)
-        return pending
+    def count_pending(self) -> int:
+        """Number of messages in the file without an ack."""
+        if not self.path.exists():
+            return 0
+        acked = self._acked()
+        return len({rec["id"] for rec in self._lines() if "payload" in rec and rec.get("id") not in acked})
+
+    def open(self, limit: int | None = None) -> tuple[list[Message], int]:
+        """Rewrite the file with only its pending messages, open it for appending.
+
+        Returns:
+            The oldest pending messages (at most ``limit``) and how many are pending in all.
+        """
+        self._rewrite(None)
+        return self.read_pending(limit), self.count_pending()
 
     def add(self, msg_id: str, topic: str, payload: str) -> None:
         """Record a message about to be published (raises ``OSError``, e.g. disk full)."""
@@ -102,7 +132,7 @@ class Spool:
     def compact_if_large(self) -> None:
         """Rewrite the file with only the pending messages when it has grown past ``compact_bytes``."""
         if self._file.size > self.compact_bytes:
-            self._rewrite(self.read_pending())
+            self._rewrite(None)
 
     def _append(self, rec: dict) -> None:
         now = time.monotonic()
@@ -111,15 +141,22 @@ class Spool:
         if sync:
             self._last_sync = now
 
-    def _rewrite(self, pending: list[Message]) -> None:
+    def _rewrite(self, pending: list[Message] | None) -> None:
+        """Replace the file with ``pending`` (``None``: the file's own unconfirmed messages, streamed)."""
         self._file.close()
         tmp = self.path.with_name(self.path.name + ".tmp")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        acked = self._acked() if pending is None and self.path.exists() else set()
         with open(tmp, "w", encoding="utf-8") as f:
             if self.last_id is not None:
                 f.write(json.dumps({"last": self.last_id}) + "\n")
-            for msg_id, topic, payload in pending:
-                f.write(json.dumps({"id": msg_id, "topic": topic, "payload": payload}) + "\n")
+            if pending is None:
+                for rec in self._lines() if self.path.exists() else ():
+                    if "payload" in rec and rec.get("id") not in acked:
+                        f.write(json.dumps(rec) + "\n")
+            else:
+                for msg_id, topic, payload in pending:
+                    f.write(json.dumps({"id": msg_id, "topic": topic, "payload": payload}) + "\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)

@@ -12,9 +12,13 @@ A file is read only when completely written and never twice:
    emitted anyway and becomes an error record (quarantined).
 4. Emitted paths are remembered; paths already in the results log (``done``)
    are skipped, so a restart never processes a file twice.
+5. While watching, paths no longer in the folder (moved to ``ok/``/``ng/`` by
+   ``--route``, or deleted) are forgotten at the rescans, so memory follows
+   the folder's content, not the number of parts inspected.
 
-Identity is the path: a file name reused later (overwritten in place) is not
-read again, so the camera software must write unique names. Non-image files
+Identity is the path while the file is there: a file overwritten in place is
+not read again, so the camera software must write unique names (a name reused
+after the first file left the folder is read as a new part). Non-image files
 (by suffix), hidden files and the output folder are ignored.
 Files present at start-up are processed only with ``once`` or
 ``include_existing`` (use it when restarting after a stop).
@@ -67,6 +71,8 @@ class FolderSource(Source):
     """
 
     files = True
+    #: paths remembered before the gone ones are forgotten (and only when they outnumber the folder 2:1)
+    forget_min = 1024
 
     def __init__(self, spec: str, done: Iterable[str] = (), *, once: bool = False, include_existing: bool = False,
                  settle_s: float = 0.5, rescan_s: float = 2.0, poll_s: float = 0.05, recursive: bool = True,
@@ -195,6 +201,16 @@ class FolderSource(Source):
             return None  # maybe still being written; the decoder reports it after settle_s
         return Item(path, time.time(), t0, path=Path(path), data=data, read_ms=(time.perf_counter() - t0) * 1e3)
 
+    def _forget_gone(self, present: set[str], baseline: set[str]) -> None:
+        """Forget paths no longer in the folder (moved by --route, deleted): memory follows the folder.
+
+        A file written later under such a name is a new part. Emissions happen
+        in this same thread, after the scan, so a file still being processed is present.
+        """
+        for known in (self._seen, self.done, baseline, self._ignored):
+            if len(known) > self.forget_min and len(known) > 2 * len(present):
+                known.intersection_update(present)
+
     def _add(self, pending: dict[str, _Pending], path: str, closed: bool = False) -> None:
         if path in pending:
             pending[path].closed = pending[path].closed or closed
@@ -240,7 +256,9 @@ class FolderSource(Source):
                     if path not in baseline:
                         self._add(pending, path, closed)
                 if time.monotonic() >= next_rescan:
-                    for path in self._scan():
+                    present = self._scan()
+                    self._forget_gone(set(present), baseline)
+                    for path in present:
                         if path not in baseline and path not in pending:
                             self._add(pending, path)
                     next_rescan = time.monotonic() + self.rescan_s

@@ -116,3 +116,21 @@ def test_classification_and_errors(tmp_path):
     (tmp_path / "x.xyz").write_text("?")
     with pytest.raises(CdoError, match="unsupported source"):
         open_source(str(tmp_path / "x.xyz"))
+
+
+def test_paths_that_left_the_folder_are_forgotten_files_that_stay_are_never_reread(tmp_path, part, wait):
+    src = FolderSource(str(tmp_path), settle_s=0.05, poll_s=0.01, rescan_s=0.1)
+    src.forget_min = 2
+    with _Runner(src) as r:
+        for i in range(8):
+            (tmp_path / f"{i}.png").write_bytes(_png(part, seed=i))
+        assert wait(lambda: len(r.items) == 8, 10)
+        for i in range(1, 8):
+            (tmp_path / f"{i}.png").unlink()  # routed away
+        time.sleep(0.5)  # rescans
+        assert len(src._seen) == 1  # memory follows the folder, not the parts inspected
+        (tmp_path / "3.png").write_bytes(_png(part, ng=True, seed=3))  # the name reused: a new part
+        assert wait(lambda: len(r.items) == 9, 10)
+        time.sleep(0.5)
+    assert [Path(i.source_id).name for i in r.items].count("0.png") == 1  # stayed: read once
+    assert r.items[-1].data == _png(part, ng=True, seed=3)
