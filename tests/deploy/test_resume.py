@@ -20,14 +20,14 @@ def other_bundle(tiny_bundle, tmp_path, tiny):
     """The same kind of model, different weights (a 4x brighter map): another bundle."""
     import onnx
 
-    from cdo_deploy.bundle import load_bundle_meta
+    from cdo_deploy.bundle import BundleMeta
 
     d = tmp_path / "other_bundle"
     shutil.copytree(tiny_bundle, d)
     proto = onnx.load(str(d / "model.onnx"))
     proto.graph.initializer[0].float_data[0] = 64.0
     onnx.save(proto, str(d / "model.onnx"))
-    load_bundle_meta(d, verify=False).save(d)
+    BundleMeta.from_dict(json.loads((d / "model.json").read_text())).save(d)  # a properly re-exported bundle
     return d
 
 
