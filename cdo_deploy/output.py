@@ -48,8 +48,9 @@ class SinkErrors:
 
     def record(self, name: str, what: str, exc: BaseException) -> None:
         kind = type(exc).__name__
-        if isinstance(exc, OSError) and exc.errno in errno.errorcode:
-            kind += f"/{errno.errorcode[exc.errno]}"
+        code = exc.errno if isinstance(exc, OSError) else None
+        if code is not None and code in errno.errorcode:
+            kind += f"/{errno.errorcode[code]}"
         with self._lock:
             self.counts[name] = self.counts.get(name, 0) + 1
             first = (name, kind) not in self._kinds
