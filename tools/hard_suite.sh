@@ -35,6 +35,7 @@ preset() {  # experiment -> cdo-train options on top of the defaults
     paper) echo "--config configs/paper.yaml" ;;          # the previous default: the paper's 50 epochs, batch 16
     steps*) echo "--steps ${1#steps}" ;;                  # training length study, e.g. steps500
     head-cdo) echo "--head cdo" ;;                        # the plain teacher/student head
+    light) echo "--student light" ;;                      # the light asymmetric student
     cur-*) echo "--config configs/curriculum_${1#cur-}.yaml" ;;  # a curriculum schedule on top of the defaults
     *) echo "unknown experiment $1" >&2; exit 1 ;;
   esac
