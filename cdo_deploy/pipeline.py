@@ -377,6 +377,7 @@ class Pipeline:
     def _sync_counters(self) -> None:
         self.stats.sink_errors = dict(self.output.errors.counts)
         self.stats.sink_status = self.output.status()
-        self.stats.dropped = self.q_acq.dropped
+        self.stats.dropped = self.q_acq.dropped + self.source.dropped
+        self.stats.missed = self.source.missed
         self.stats.skipped = self.source.skipped
         self.stats.reconnects = self.source.reconnects

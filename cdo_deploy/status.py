@@ -29,13 +29,20 @@ __all__ = ["RunStats", "Summary"]
 
 @dataclass
 class Summary:
-    """Totals of a run; latencies are end-to-end (acquisition to output) in ms."""
+    """Totals of a run; latencies are end-to-end (acquisition to output) in ms.
+
+    ``dropped``: frames a live source let go (inference behind, free-run camera);
+    ``missed``: parts of a triggered camera that got an error record instead of a
+    decision (frame-counter gap, incomplete frame, trigger not taken); ``errors``
+    counts those records too.
+    """
 
     processed: int = 0
     ok: int = 0
     ng: int = 0
     errors: int = 0
     dropped: int = 0
+    missed: int = 0
     skipped_already_processed: int = 0
     reconnects: int = 0
     elapsed_s: float = 0.0
@@ -53,7 +60,8 @@ class Summary:
         """One line: ``processed 6 | OK 3 | NG 3 | errors 0 | dropped 0 | 41.2 img/s | p50 3.1 ms | p99 9.0 ms``."""
         lat = ("-" if self.p50_ms is None else f"p50 {self.p50_ms:.1f} ms | p99 {self.p99_ms:.1f} ms")
         skipped = self.skipped_already_processed
-        extra = f" | skipped {skipped} already processed" if skipped else ""
+        extra = f" | missed {self.missed}" if self.missed else ""
+        extra += f" | skipped {skipped} already processed" if skipped else ""
         extra += f" | reconnects {self.reconnects}" if self.reconnects else ""
         failed = {k: v for k, v in self.sink_errors.items() if v}
         if failed:
@@ -74,7 +82,7 @@ class RunStats:
         self._latency: deque[float] = deque(maxlen=keep)
         self._infer: deque[float] = deque(maxlen=keep)
         self.ok = self.ng = self.errors = 0
-        self.dropped = self.skipped = self.reconnects = 0
+        self.dropped = self.missed = self.skipped = self.reconnects = 0
         self.sink_errors: dict[str, int] = {}
         self.sink_status: dict[str, int] = {}
 
@@ -106,7 +114,8 @@ class RunStats:
             fps = len(recent) / span if span > 0 else 0.0
             return Summary(
                 processed=processed, ok=self.ok, ng=self.ng, errors=self.errors, dropped=self.dropped,
-                skipped_already_processed=self.skipped, reconnects=self.reconnects, elapsed_s=round(elapsed, 3),
+                missed=self.missed, skipped_already_processed=self.skipped, reconnects=self.reconnects,
+                elapsed_s=round(elapsed, 3),
                 fps=round(fps, 2),
                 p50_ms=round(float(np.percentile(lat, 50)), 3) if lat.size else None,
                 p99_ms=round(float(np.percentile(lat, 99)), 3) if lat.size else None,

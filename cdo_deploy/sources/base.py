@@ -89,6 +89,10 @@ class Source(abc.ABC):
         self.done = set(done)
         self.skipped = 0
         self.reconnects = 0
+        #: frames the source itself lost (e.g. camera frame-counter gaps in free-run)
+        self.dropped = 0
+        #: parts that never got a result although they must (triggered camera); each has an error record
+        self.missed = 0
 
     @classmethod
     @abc.abstractmethod
