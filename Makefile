@@ -18,6 +18,9 @@ $(STAMP): setup.cfg pyproject.toml
 	# type stubs for the TensorRT code paths (TensorRT itself cannot be installed here);
 	# --no-deps because the stubs' own requirements do not build offline
 	$(BIN)/python -m pip install -q --no-deps tensorrt-stubs==10.13.0.35.1
+	# the pylon camera source and its emulator (optional: without it those tests skip with the reason)
+	$(BIN)/python -m pip install -q -e ".[pylon]" \
+	  || echo "warning: pypylon could not be installed; the pylon camera tests will be skipped"
 	touch $(STAMP)
 
 venv: $(STAMP)

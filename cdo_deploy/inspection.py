@@ -31,7 +31,7 @@ from .inspector import Inspector
 from .pipeline import Pipeline, PipelineConfig
 from .resume import check_resume, producer_key, start_fresh
 from .sinks import CsvSink, JsonlSink, MqttSink, OverlaySink, RouteSink, Sink
-from .sources import FolderSource, open_source
+from .sources import CameraSettings, FolderSource, classify_source, open_source
 from .status import Summary
 
 __all__ = ["InspectConfig", "InspectResult", "run_inspection"]
@@ -70,6 +70,7 @@ class InspectConfig:
     max_frames: int | None = None
     min_region_area: int = 0
     fresh: bool = False
+    camera: CameraSettings | None = None
 
 
 @dataclass
@@ -95,6 +96,9 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
             cannot be written while running.
     """
     stop = stop or threading.Event()
+    if cfg.camera is not None and not cfg.camera.is_default() and classify_source(cfg.source) != "pylon":
+        raise CdoError(f"camera options (--trigger, --exposure-us, --pfs, ...) apply to --source pylon, "
+                       f"not to {cfg.source!r}")
     inspector = Inspector(cfg.bundle, cfg.backend, cfg.device, variant=cfg.variant, threshold=cfg.threshold,
                           pixel_threshold=cfg.pixel_threshold, sensitivity=cfg.sensitivity,
                           max_batch=cfg.max_batch, min_region_area=cfg.min_region_area)
@@ -112,7 +116,8 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
         if done:
             log.info("%s: %d sources already done; they are skipped", results, len(done))
         source = open_source(cfg.source, done, once=cfg.once, include_existing=cfg.include_existing,
-                             settle_s=cfg.settle_s, exclude=[cfg.out], max_frames=cfg.max_frames)
+                             settle_s=cfg.settle_s, exclude=[cfg.out], max_frames=cfg.max_frames,
+                             camera=cfg.camera)
         try:
             if cfg.route and not source.files:
                 raise CdoError(f"--route moves input files; {source.describe()} has none")

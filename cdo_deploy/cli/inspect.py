@@ -16,7 +16,9 @@ from types import FrameType
 import click
 
 from ..inspection import InspectConfig, run_inspection
+from ..sources import CameraSettings
 from ..status import Summary
+from ._camera import camera_options
 from ._common import CONTEXT, setup_logging, user_errors
 
 
@@ -35,7 +37,8 @@ def _install_signals(stop: threading.Event) -> None:
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--source", "-s", required=True,
               help="Folder to watch, image/video file, glob ('lot/*.png'), @list.txt, camera:N, "
-                   "rtsp://... / http://... URL, or GStreamer pipeline ('gst:...').")
+                   "rtsp://... / http://... URL, GStreamer pipeline ('gst:...'), or an industrial camera: "
+                   "pylon, pylon:SERIAL, pylon:NAME (pip install 'cdo[pylon]').")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("inspect_out"), show_default=True,
               help="Output folder: results.jsonl, overlays/, quarantine/, summary.json.")
 @click.option("--once", is_flag=True, help="Folder: process the files already there, then exit.")
@@ -66,19 +69,21 @@ def _install_signals(stop: threading.Event) -> None:
 @click.option("--mqtt", default=None, metavar="HOST:PORT/TOPIC", help="Publish every decision to an MQTT broker.")
 @click.option("--settle-ms", default=500.0, show_default=True, type=click.FloatRange(0),
               help="Folder: a file is complete when unchanged this long (or closed after writing).")
-@click.option("--max-frames", type=click.IntRange(1), default=None, help="Streams: stop after N frames.")
+@click.option("--max-frames", type=click.IntRange(1), default=None,
+              help="Streams, cameras: stop after N frames (pylon software trigger: fire N triggers).")
 @click.option("--min-region-area", default=0, show_default=True, type=click.IntRange(0),
               help="Ignore defect regions smaller than this many pixels.")
 @click.option("--status/--no-status", default=None, help="Live status line on stderr (default: if a terminal).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @user_errors
+@camera_options
 def inspect_main(bundle: Path, source: str, out: Path, once: bool, include_existing: bool, fresh: bool, backend: str,
                  device: str, variant: str | None, threshold: float | None, pixel_threshold: float | None,
                  sensitivity: float | None, max_batch: int, max_wait_ms: float, queue_size: int, workers: int,
                  overlays: str, route: bool, no_quarantine: bool, write_csv: bool, mqtt: str | None,
                  settle_ms: float, max_frames: int | None, min_region_area: int, status: bool | None,
-                 verbose: int, quiet: bool) -> None:
+                 verbose: int, quiet: bool, camera: CameraSettings | None) -> None:
     """Inspect parts with a cdo BUNDLE: OK/NG per image or frame, OUT/results.jsonl,
     overlays of defects; runs until the source ends (--once, video) or SIGINT/SIGTERM."""
     setup_logging(verbose, quiet)
@@ -88,6 +93,7 @@ def inspect_main(bundle: Path, source: str, out: Path, once: bool, include_exist
         sensitivity=sensitivity, max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
         workers=workers, overlays=overlays, route=route, quarantine=not no_quarantine, csv=write_csv, mqtt=mqtt,
         settle_s=settle_ms / 1e3, max_frames=max_frames, min_region_area=min_region_area, fresh=fresh,
+        camera=camera,
     )
     stop = threading.Event()
     _install_signals(stop)

@@ -1,6 +1,7 @@
-"""Image sources: a watched folder, cameras/streams/video files, file lists.
+"""Image sources: a watched folder, cameras/streams/video files, file lists, pylon cameras.
 
-``open_source`` picks the kind from the ``--source`` string: camera, URL,
+``open_source`` picks the kind from the ``--source`` string: ``pylon[:SERIAL|:NAME]``
+-> ``pylon`` (GenICam/Basler cameras, the ``cdo[pylon]`` extra); camera, URL,
 GStreamer pipeline or video file -> ``stream``; a directory -> ``folder``; a
 glob, ``@list.txt`` or an image file -> ``files``.
 
@@ -19,15 +20,19 @@ from ..errors import CdoError
 from .base import IMAGE_SUFFIXES, SOURCES, Item, Source, is_image_file
 from .files import FilesSource
 from .folder import FolderSource
+from .pylon import PylonSource
+from .pylon_settings import CameraSettings
 from .stream import VIDEO_SUFFIXES, StreamSource
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "SOURCES",
     "VIDEO_SUFFIXES",
+    "CameraSettings",
     "FilesSource",
     "FolderSource",
     "Item",
+    "PylonSource",
     "Source",
     "StreamSource",
     "classify_source",
@@ -35,7 +40,7 @@ __all__ = [
     "open_source",
 ]
 
-_ORDER = ("stream", "folder", "files")
+_ORDER = ("pylon", "stream", "folder", "files")
 
 
 def classify_source(spec: str) -> str:
@@ -49,7 +54,7 @@ def classify_source(spec: str) -> str:
             return name
     if not os.path.exists(spec):
         raise CdoError(f"source not found: {spec!r} (expected a folder, an image/video file, a glob, "
-                       "@list.txt, camera:N, an rtsp:// or http:// URL, or a GStreamer pipeline)")
+                       "@list.txt, camera:N, an rtsp:// or http:// URL, a GStreamer pipeline, or pylon[:SERIAL])")
     raise CdoError(f"unsupported source {spec!r}: not an image or video file "
                    f"(images: {', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))})")
 

@@ -9,7 +9,7 @@ falls behind; file sources never drop.
 Example:
     >>> from cdo_deploy.sources import SOURCES
     >>> SOURCES.list()
-    ['files', 'folder', 'stream']
+    ['files', 'folder', 'pylon', 'stream']
 """
 
 from __future__ import annotations
