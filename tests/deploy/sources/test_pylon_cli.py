@@ -19,10 +19,10 @@ def one_line_error(r) -> str:
     return lines[0]
 
 
-# RGB8 frames are the files' pixels: identical scores. Bayer: the emulator mosaics each file and pylon
-# demosaics it; on these per-pixel noise textures the tiny model's score (the brightest pixel, 0..1)
-# moved by up to 0.029 (7 grey levels) when measured.
-@pytest.mark.parametrize("fmt,tol", [("RGB8Packed", 1e-6), ("BayerRG8", 0.04)])
+# RGB8 frames are the files' pixels: identical scores. Bayer: the emulator mosaics each file and the
+# source demosaics it; on these per-pixel noise textures the tiny model's score (the brightest pixel,
+# 0..1) moved by 0.033 (8 grey levels) when measured.
+@pytest.mark.parametrize("fmt,tol", [("RGB8Packed", 1e-6), ("BayerRG8", 0.05)])
 def test_camera_frames_score_like_the_files(pylon, tiny_bundle, part_folder, emu_pfs, tmp_path, cli, records,
                                             fmt, tol):
     r = cli("cdo-inspect", tiny_bundle, "--source", part_folder, "--once", "--out", tmp_path / "files", "-q")

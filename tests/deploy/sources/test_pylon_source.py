@@ -45,9 +45,14 @@ FORMATS = [
     ("Mono12", "grey", 1.5, 0.75),      # emulator: 8-bit grey x 16; we scale 0..4095 to 0..255
     ("RGB8Packed", "colour", 0, 0.0),
     ("BGR8Packed", "colour", 0, 0.0),
-    ("BGRA8Packed", "colour", 0, 0.0),  # pylon's converter
-    ("BayerRG8", "colour", 6, 1.5),     # pylon's demosaicing, 2-pixel border excluded
-    ("BayerGB12", "colour", 6, 1.5),
+    ("BGRA8Packed", "colour", 0, 0.0),  # pylon's ImageFormatConverter
+    # OpenCV's bilinear demosaicing of the emulator's mosaic; 2-pixel border excluded
+    ("BayerRG8", "colour", 2, 0.5),
+    ("BayerGR8", "colour", 2, 0.5),
+    ("BayerGB8", "colour", 2, 0.5),
+    ("BayerBG8", "colour", 2, 0.5),
+    ("BayerGB12", "colour", 2, 0.75),
+    ("BayerRG16", "colour", 2, 0.75),
 ]
 
 
