@@ -62,14 +62,14 @@ class FrameConverter:
 
     def __init__(self, pylon: Any) -> None:
         self._pylon = pylon
-        # pixel type -> (bits, OpenCV demosaicing code or None for mono/colour)
-        self._direct: dict[int, tuple[str, int, int | None]] = {
-            pylon.PixelType_Mono8: ("copy", 8, None), pylon.PixelType_BGR8packed: ("copy", 8, None),
-            pylon.PixelType_RGB8packed: ("rgb", 8, None)}
+        # pixel type -> (how, bits, OpenCV demosaicing code; -1 for mono/colour)
+        self._direct: dict[int, tuple[str, int, int]] = {
+            pylon.PixelType_Mono8: ("copy", 8, -1), pylon.PixelType_BGR8packed: ("copy", 8, -1),
+            pylon.PixelType_RGB8packed: ("rgb", 8, -1)}
         for bits in (10, 12, 14, 16):
             pt = getattr(pylon, f"PixelType_Mono{bits}", None)
             if pt is not None:
-                self._direct[pt] = ("scale", bits, None)
+                self._direct[pt] = ("scale", bits, -1)
         for pattern, code in _BAYER_CV.items():
             for bits in (8, 10, 12, 16):
                 pt = getattr(pylon, f"PixelType_Bayer{pattern}{bits}", None)

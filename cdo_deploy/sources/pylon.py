@@ -1,16 +1,10 @@
 """GenICam / Basler industrial cameras (GigE Vision, USB3 Vision) through pypylon.
 
-Needs the optional extra ``pip install 'cdo[pylon]'`` (pypylon bundles Basler's
-pylon runtime, under Basler's licence). ``--source`` forms:
-
-    ``pylon``              the first camera pylon finds
-    ``pylon:SERIAL``       by serial number, e.g. ``pylon:40123456``
-    ``pylon:NAME``         by user-defined name (``DeviceUserID``, set in pylon Viewer)
-
-Settings (:class:`~cdo_deploy.sources.pylon_settings.CameraSettings`) are applied
-at open and again after every reconnect. Frames are grabbed one by one
-(``GrabStrategy_OneByOne``) into ``buffers`` driver buffers, converted to
-BGR/grey uint8 (:mod:`._pylon_convert`) and released before they are queued.
+Needs the extra ``pip install 'cdo[pylon]'`` (pypylon: Basler's pylon runtime, Basler's licence).
+``--source pylon`` (the first camera), ``pylon:SERIAL`` or ``pylon:NAME`` (``DeviceUserID``).
+Settings (:class:`~cdo_deploy.sources.pylon_settings.CameraSettings`) are applied at open and
+after every reconnect. Frames are grabbed one by one into ``buffers`` driver buffers, converted
+to BGR/grey uint8 (:mod:`._pylon_convert`) and released before they are queued.
 
 Guarantees:
     * triggered (``--trigger software|line1|...``): the source is not ``live``,
@@ -113,7 +107,8 @@ class PylonSource(Source):
         self._serial: str | None = None
         self._identity: dict[str, Any] = {}
         self._convert: FrameConverter | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards counters, pending triggers, queued error items
+        self._cam_lock = threading.Lock()  # one camera operation from outside the grab loop at a time
         self._pending: deque[tuple[float, float]] = deque()  # fired triggers awaiting a frame: (perf, wall)
         self._events: deque[Item] = deque()  # error items raised outside the grab thread
         self._index = 0
@@ -186,7 +181,7 @@ class PylonSource(Source):
                 log.debug("pylon %s: %s", step.__name__, e)
 
     def close(self) -> None:
-        with self._lock:
+        with self._cam_lock:
             self._release()
         log.info("pylon camera %s: %d frames, %d software triggers, %d missed, %d dropped, %d reconnects",
                  self._serial, self.frames, self.triggers, self.missed, self.dropped, self.reconnects)
@@ -208,23 +203,26 @@ class PylonSource(Source):
             raise CdoError(f"{self.describe()}: trigger() needs --trigger software")
         if self._stopping:
             raise CdoError(f"{self.describe()}: stopped; no more triggers")
-        with self._lock:
-            self.triggers += 1
-            cam = self._camera
+        with self._cam_lock:
+            with self._lock:
+                self.triggers += 1
+            cam, fired = self._camera, None
             if cam is None:
                 self._missed(1, "software trigger while the camera is disconnected")
                 return False
-            P = self._pylon
             try:
-                if cam.WaitForFrameTriggerReady(int(timeout_s * 1e3), P.TimeoutHandling_Return):
-                    self._pending.append((time.perf_counter(), time.time()))
+                if cam.WaitForFrameTriggerReady(int(timeout_s * 1e3), self._pylon.TimeoutHandling_Return):
+                    fired = (time.perf_counter(), time.time())
+                    with self._lock:  # pending before the trigger: its frame may come at once
+                        self._pending.append(fired)
                     cam.ExecuteSoftwareTrigger()
                     return True
                 why = f"camera not ready for a trigger within {timeout_s * 1e3:.0f} ms (still exposing/reading out)"
             except self._genicam.GenericException as e:
                 why = f"software trigger failed: {str(e).splitlines()[0]}"
-                if self._pending:
-                    self._pending.pop()
+                with self._lock:
+                    if fired is not None and fired in self._pending:
+                        self._pending.remove(fired)
             self._missed(1, why)
             return False
 
@@ -371,7 +369,7 @@ class PylonSource(Source):
 
     def _reconnect(self, emit: Callable[[Item], None], stop: threading.Event, reason: str) -> bool:
         lost_at = time.perf_counter()
-        with self._lock:
+        with self._cam_lock, self._lock:
             self._release()
             pending, self._pending = len(self._pending), deque()
             self.missed += pending
@@ -387,7 +385,7 @@ class PylonSource(Source):
             if stop.wait(delay):
                 return False
             try:
-                with self._lock:
+                with self._cam_lock:
                     self.open()
             except (CdoError, self._genicam.GenericException) as e:
                 reason = str(e).splitlines()[0]
