@@ -124,7 +124,12 @@ def _resized(maps: np.ndarray, size: int) -> np.ndarray:
 
 
 def predict_cdo(run: CdoRun, samples, size: int, batch_size: int, device: str):
-    """A cdo run's maps ``(N, size, size)`` and scores ``(N,)`` for ``samples``, with the inference clock."""
+    """Re-predict ``samples`` with a cdo run (``load_run(...).predict``) at the run's own image size.
+
+    Returns:
+        ``(maps (N, size, size), scores (N,), inference Clock, the run's image size)``; maps
+        of a run trained at another size are resized bilinearly to ``size``.
+    """
     from cdo_train.api import load_run
 
     trained = load_run(run.run_dir, device)
