@@ -1,5 +1,6 @@
 # make demo  : create .venv, install, train on the generated demo data, export, inspect, bench
 # make test  : create .venv if needed, run the test suite
+# make peers-venv : .venv-peers with anomalib for tools/peers.py only (anomalib is never a cdo dependency)
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,11 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.cdo-installed
 DEMO_DIR ?= demo_out
 
-.PHONY: venv test demo curriculum-demo gpu-check clean
+PEERS_VENV ?= .venv-peers
+ANOMALIB_SPEC ?= anomalib==2.7.0
+PEERS_STAMP := $(PEERS_VENV)/.cdo-peers-installed
+
+.PHONY: venv test demo curriculum-demo gpu-check peers-venv clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +29,15 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# the peer harness's own environment (tools/peers.py): anomalib beside the project, same torch pins
+$(PEERS_STAMP): setup.cfg pyproject.toml
+	test -x $(PEERS_VENV)/bin/python || $(PY) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel
+	$(PEERS_VENV)/bin/python -m pip install -q $(TORCH_SPEC) $(ANOMALIB_SPEC) -e ".[train,dev]"
+	touch $(PEERS_STAMP)
+
+peers-venv: $(PEERS_STAMP)
 
 test: venv
 	$(BIN)/python -m pytest -q -rs

@@ -28,7 +28,7 @@ from .memory_bank import KNN_LEVELS, MemoryBank
 from .students import build_student
 from .weights import load_teacher_state
 
-__all__ = ["CDOModel", "ModelConfig", "build_feature_extractor"]
+__all__ = ["CDOModel", "ModelConfig", "build_feature_extractor", "load_features_state"]
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,7 @@ def build_feature_extractor(backbone: str, state: dict[str, torch.Tensor] | None
         raise CdoError(f"backbone {backbone} levels {spec.out_indices} have strides {strides}, need (4, 8, 16)")
     _drop_unused_stages(net)
     if state is not None:
-        missing, _unexpected = net.load_state_dict(state, strict=False)
-        if missing:
-            raise CdoError(f"teacher weights for {backbone} lack {len(missing)} tensors, e.g. {missing[:3]}")
+        load_features_state(net, state, backbone)
     return net
 
 
@@ -78,6 +76,20 @@ def _drop_unused_stages(net: nn.Module) -> None:
     blocks = getattr(net, "blocks", None)
     if last and isinstance(blocks, nn.Sequential) and len(blocks) > last:
         net.blocks = blocks[:last]
+
+
+def load_features_state(net: nn.Module, state: dict[str, torch.Tensor], backbone: str) -> None:
+    """Load a full-classifier state dict into a timm ``features_only`` network.
+
+    The classifier's extra tensors (head, later stages) are ignored; every tensor the
+    network has must be in ``state``.
+
+    Raises:
+        CdoError: ``state`` lacks tensors the network needs.
+    """
+    missing, _unexpected = net.load_state_dict(state, strict=False)
+    if missing:
+        raise CdoError(f"teacher weights for {backbone} lack {len(missing)} tensors, e.g. {missing[:3]}")
 
 
 class CDOModel(nn.Module):

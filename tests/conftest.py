@@ -73,3 +73,22 @@ def tiny_demo_root(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("tiny_demo")
     return make_demo_dataset(root, classes=["weave", "grain"], n_train=8, n_test_good=3, n_test_defect=5, size=64)
+
+
+TRAIN_ARGS = ("--class-name", "weave", "--image-size", "64", "--batch-size", "4", "--epochs", "1",
+              "--eval-every", "1", "--no-progress", "--backbone", "resnet18", "--teacher-weights", "random",
+              "--device", "cpu")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_demo_root: Path, tmp_path_factory) -> Path:
+    """Run folder of a real ``cdo-train`` run (resnet18, random teacher, 64 px, 1 epoch on tiny ``weave``).
+
+    Tiny on purpose (2 shared CPU cores); shared by the export and tools tests.
+    """
+    out = tmp_path_factory.mktemp("export_run")
+    r = run_cli("cdo-train", "--data-root", tiny_demo_root, "--output-dir", out, *TRAIN_ARGS)
+    assert r.returncode == 0, r.stderr
+    run = out / "resnet18-none" / "weave" / "seed_111"
+    assert (run / "model.safetensors").is_file()
+    return run

@@ -1,9 +1,6 @@
-"""Session fixtures for the export tests: one tiny run trained by the real ``cdo-train``
-CLI, and one bundle written from it by the real ``cdo-export`` CLI (fp32 + fp16 +
-int8 + Triton repository), shared by all tests of this folder.
-
-Tiny on purpose (2 shared CPU cores): resnet18 with a random teacher, 64 px,
-one epoch on the 8-image tiny demo class ``weave``.
+"""Session fixtures for the export tests: one bundle written by the real ``cdo-export``
+CLI (fp32 + fp16 + int8 + Triton repository) from the session's tiny ``trained_run``
+(``tests/conftest.py``), shared by all tests of this folder.
 """
 
 from __future__ import annotations
@@ -14,21 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-
-TRAIN_ARGS = ("--class-name", "weave", "--image-size", "64", "--batch-size", "4", "--epochs", "1",
-              "--eval-every", "1", "--no-progress", "--backbone", "resnet18", "--teacher-weights", "random",
-              "--device", "cpu")
-
-
-@pytest.fixture(scope="session")
-def trained_run(tiny_demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run folder of a real ``cdo-train`` run (resnet18, random teacher, 64 px, 1 epoch)."""
-    out = tmp_path_factory.mktemp("export_run")
-    r = run_cli("cdo-train", "--data-root", tiny_demo_root, "--output-dir", out, *TRAIN_ARGS)
-    assert r.returncode == 0, r.stderr
-    run = out / "resnet18-none" / "weave" / "seed_111"
-    assert (run / "model.safetensors").is_file()
-    return run
 
 
 @pytest.fixture(scope="session")
