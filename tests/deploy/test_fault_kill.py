@@ -39,7 +39,7 @@ def test_sigkill_mid_burst_then_restart_leaves_exactly_one_record_per_image(tiny
     t = threading.Thread(target=burst)
     t.start()
     log = out / "results.jsonl"
-    assert wait(lambda: len(_records(log)) >= 120, 60), p.stderr
+    assert wait(lambda: len(_records(log)) >= 120, 240), "cdo-inspect recorded fewer than 120 parts in 240 s"
     p.send_signal(signal.SIGKILL)  # no chance to flush or finish anything in flight
     p.wait(10)
     t.join()
