@@ -18,4 +18,6 @@ def test_missing_pretrained_weights_fail_at_once_without_touching_the_network(ti
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "no cached weights for 'wide_resnet50_2'" in r.stderr and "--teacher-weights" in r.stderr
     assert "hf_home" in r.stderr and "wide_resnet50_racm-8234f177.pth" in r.stderr  # where it looked
+    # the 64 px demo images and the default 256 px input: said once, not silently upscaled
+    assert "training images are 64x64 px, smaller than --image-size 256: they are upscaled" in r.stderr
     assert seconds < 120  # no retry loop (it took 54 s of Hugging Face retries before)
