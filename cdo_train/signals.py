@@ -7,6 +7,10 @@ Example:
     >>> with StopSignal() as stop:
     ...     stop.signum is None
     True
+    >>> import pickle
+    >>> e = pickle.loads(pickle.dumps(TrainingInterrupted(Path("run"), 2, 3, 10)))
+    >>> e.signum, e.step, str(e)
+    (2, 3, 'SIGINT at step 3 of 10; checkpoint saved, continue with: cdo-train --resume run')
 """
 
 from __future__ import annotations
@@ -33,9 +37,12 @@ class TrainingInterrupted(CdoError):
     """
 
     def __init__(self, run_dir: Path, signum: int, step: int, total: int) -> None:
-        self.run_dir, self.signum = Path(run_dir), int(signum)
+        self.run_dir, self.signum, self.step, self.total = Path(run_dir), int(signum), int(step), int(total)
         super().__init__(f"{signal.Signals(signum).name} at step {step} of {total}; checkpoint saved, "
                          f"continue with: cdo-train --resume {run_dir}")
+
+    def __reduce__(self):  # crosses process boundaries (cdo_train.distributed.launch pickles results)
+        return type(self), (self.run_dir, self.signum, self.step, self.total)
 
 
 class StopSignal:
