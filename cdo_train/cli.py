@@ -151,8 +151,11 @@ def _cli(config_files, class_names, gpu_id, knobs, curriculum_param, ordering_pa
 
             if config_files:
                 raise CdoError("--resume continues the run with its own config; it does not take --config")
-            cfg, _ckpt = resume_config(resume_dir, **overrides)
-            results = _launch(cfg, nproc, resume=resume_dir) if _parallel(nproc) else [resume(resume_dir, **overrides)]
+            if _parallel(nproc):
+                cfg, _ckpt = resume_config(resume_dir, **overrides)
+                results = _launch(cfg, nproc, resume=resume_dir)
+            else:
+                results = [resume(resume_dir, **overrides)]
         else:
             cfg = cfg.merged(overrides)
             if cfg.data_root is None:

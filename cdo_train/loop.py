@@ -156,7 +156,8 @@ class TrainingRun:
 
     @property
     def done(self) -> bool:
-        return self.step >= self.total_steps
+        """Every step taken and the last epoch closed (an interruption can fall between the two)."""
+        return self.step >= self.total_steps and self.batches is None
 
     @property
     def run_dir(self) -> Path | None:
@@ -254,7 +255,7 @@ class TrainingRun:
                                   "lr": self.sched.get_last_lr()[0], **self.state,
                                   "difficulty_mean": float(np.mean(self.ts))}
         every = self.cfg.eval_every
-        evaluated = self.step // every > (self.step - steps) // every or self.done
+        evaluated = self.step // every > (self.step - steps) // every or self.step >= self.total_steps
         if self.writer is not None:
             if evaluated:
                 if self.test is not None:
@@ -264,7 +265,7 @@ class TrainingRun:
             self.writer.log_scalars({**record, "images_per_s": ips})  # wall clock: TensorBoard only
         self.epoch += 1
         self.batches, self.pos, self.ts, self.epoch_images = None, 0, [], 0
-        if self.cfg.save_every and (self.epoch - 1) % self.cfg.save_every == 0 and not self.done:
+        if self.cfg.save_every and (self.epoch - 1) % self.cfg.save_every == 0 and self.step < self.total_steps:
             self.checkpoint()
         return record if evaluated else None
 

@@ -93,6 +93,31 @@ def test_the_loss_reaches_the_host_only_when_the_schedule_needs_it(tiny_demo_roo
     assert len(HOST_READS) == reads + 1
 
 
+def test_an_interruption_after_the_last_step_still_closes_the_run_on_resume(tiny_demo_root, tmp_path):
+    from cdo_train.signals import TrainingInterrupted
+    from cdo_train.trainer import resume, train
+
+    cfg = TrainConfig(data_root=str(tiny_demo_root), steps=4, eval_every=4, **TINY)
+    (ref,) = train(cfg.merged({"output_dir": str(tmp_path / "ref")}))
+    run = TrainingRun(cfg.merged({"output_dir": str(tmp_path / "int")}), "weave", 111, torch.device("cpu"))
+    from cdo_train.anomalies import synthesize
+    from cdo_train.loss import cdo_loss
+
+    while run.step < run.total_steps:  # the trainer's loop, stopped right after the very last step
+        for idx in run.epoch_batches():
+            t, params, gamma = run.knobs()
+            x, mask = synthesize(run.train_imgs[idx].permute(0, 3, 1, 2).float().div_(255.0), params, run.gen)
+            fe, fa = run.model.features(x)
+            run.optimise(cdo_loss(fe, fa, mask, gamma=gamma), t, params, gamma, len(idx))
+        if run.step < run.total_steps:
+            run.end_epoch()
+    with pytest.raises(TrainingInterrupted, match="at step 4 of 4"):
+        run.interrupt(15)
+    done = resume(run.run_dir)
+    assert done.last["epoch"] == ref.last["epoch"] and done.last == ref.last  # the last epoch was logged
+    assert (done.run_dir / "model.safetensors").read_bytes() == (ref.run_dir / "model.safetensors").read_bytes()
+
+
 def test_a_non_finite_loss_is_caught_at_the_next_check():
     meter = LossMeter()
     for v in (1.0, 2.0, float("nan"), 1.0):
