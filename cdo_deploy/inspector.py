@@ -1,7 +1,7 @@
 """``Inspector``: the Python API of the line-side runtime.
 
 Loads a bundle on a backend and turns images (any size, BGR/RGB/grey/BGRA,
-uint8/uint16) into :class:`~cdo_deploy.results.Prediction` objects. The
+uint8/uint16, arrays or image file paths) into :class:`~cdo_deploy.results.Prediction` objects. The
 pipeline behind ``cdo-inspect`` calls the three stages (``preprocess``,
 ``infer``, ``postprocess``) from different threads; a script just calls the
 inspector.
@@ -12,6 +12,7 @@ Example:
     >>> insp = Inspector("bundle/", backend="auto", device="cpu")      # doctest: +SKIP
     >>> pred = insp(cv2.imread("part.png"))                              # doctest: +SKIP
     >>> pred.decision, pred.score, [r.to_dict() for r in pred.regions]   # doctest: +SKIP
+    >>> [p.decision for p in insp(["part1.png", "part2.png"])]          # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .bundle import ONNX_FILE, BundleMeta, load_bundle_meta, sha256_file
 from .errors import CdoError
 from .formats import ModelFile, resolve_model_file
 from .postprocess import locate_defects
-from .preprocess import to_model_input
+from .preprocess import ImageItem, image_items, to_model_input
 from .results import Prediction, StageTimes
 from .thresholds import Thresholds, resolve_thresholds
 
@@ -115,10 +116,10 @@ class Inspector:
         """(H, W) model resolution."""
         return self.meta.height, self.meta.width
 
-    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """One image -> ((H, W, 3) uint8 RGB at model size, ms)."""
+    def preprocess(self, image: np.ndarray, color_order: str | None = None) -> tuple[np.ndarray, float]:
+        """One image (in ``color_order``, default the inspector's) -> ((H, W, 3) uint8 RGB at model size, ms)."""
         t0 = time.perf_counter()
-        x = to_model_input(image, self.meta.height, self.meta.width, self.color_order)
+        x = to_model_input(image, self.meta.height, self.meta.width, color_order or self.color_order)
         return x, (time.perf_counter() - t0) * 1e3
 
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -157,44 +158,47 @@ class Inspector:
         times.post = (time.perf_counter() - t0) * 1e3
         return pred
 
-    def predict(self, images: Sequence[np.ndarray] | np.ndarray, sources: Sequence[str] | None = None) -> list[Prediction]:
+    def predict(self, images: Sequence[np.ndarray | str | Path] | np.ndarray,
+                sources: Sequence[str] | None = None) -> list[Prediction]:
         """Inspect a batch of images (split into chunks of ``max_batch``).
 
         Args:
-            images: a list of images (any size each) or a (B, H, W[, C]) array.
-            sources: optional source ids, one per image.
+            images: a list of images (any size each) and/or image file paths, or a (B, H, W[, C]) array.
+            sources: optional source ids, one per image (default: the path, or ``image#i``).
 
         Returns:
             One ``Prediction`` per image, in order.
         """
-        images = list(images)
-        if sources is not None and len(sources) != len(images):
-            raise CdoError(f"{len(sources)} source ids for {len(images)} images")
+        items, _single = image_items([images] if isinstance(images, (str, Path)) else list(images))
+        return self._inspect(items, sources)
+
+    def _inspect(self, items: list[ImageItem], sources: Sequence[str] | None) -> list[Prediction]:
+        if sources is not None and len(sources) != len(items):
+            raise CdoError(f"{len(sources)} source ids for {len(items)} images")
         preds: list[Prediction] = []
-        for start in range(0, len(images), self.max_batch):
-            chunk = images[start:start + self.max_batch]
+        for start in range(0, len(items), self.max_batch):
+            chunk = items[start:start + self.max_batch]
             xs, times = [], []
-            for img in chunk:
-                x, ms = self.preprocess(img)
+            for item in chunk:
+                x, ms = self.preprocess(item.image, item.color_order)
                 xs.append(x)
                 times.append(StageTimes(pre=ms))
             maps, scores, infer_ms = self.infer(np.stack(xs))
-            for i, img in enumerate(chunk):
+            for i, item in enumerate(chunk):
                 times[i].infer = infer_ms
-                src = sources[start + i] if sources is not None else f"image#{start + i}"
-                pred = self.postprocess(maps[i], float(scores[i]), img.shape[:2], source=src, times=times[i])
+                src = sources[start + i] if sources is not None else item.source or f"image#{start + i}"
+                pred = self.postprocess(maps[i], float(scores[i]), item.image.shape[:2], source=src, times=times[i])
                 pred.batch = len(chunk)
                 pred.times.total = pred.times.pre + infer_ms + pred.times.post
                 preds.append(pred)
         return preds
 
-    def __call__(self, images: np.ndarray | Sequence[np.ndarray]) -> Prediction | list[Prediction]:
-        """One image -> one ``Prediction``; a list or a 4-D array -> a list."""
-        if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4))):
-            return self.predict([images])[0]
-        if isinstance(images, np.ndarray) and images.ndim != 4:
-            raise CdoError(f"expected an image (H, W[, C]) or a batch (B, H, W, C), got shape {images.shape}")
-        return self.predict(images)
+    def __call__(self, images: np.ndarray | str | Path | Sequence[np.ndarray | str | Path]
+                 ) -> Prediction | list[Prediction]:
+        """One image or image file path -> one ``Prediction``; a list or a 4-D array -> a list."""
+        items, single = image_items(images)
+        preds = self._inspect(items, None)
+        return preds[0] if single else preds
 
     def close(self) -> None:
         """Release the backend."""

@@ -19,12 +19,17 @@ Example:
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
 import cv2
 import numpy as np
 
 from .errors import CdoError
 
-__all__ = ["COLOR_ORDERS", "decode_image", "to_model_input", "to_bgr_uint8"]
+__all__ = ["COLOR_ORDERS", "ImageItem", "decode_image", "image_items", "read_image_file", "to_model_input",
+           "to_bgr_uint8"]
 
 COLOR_ORDERS = ("BGR", "RGB")
 
@@ -136,3 +141,62 @@ def is_complete(data: bytes, name: str) -> bool:
     if low.endswith(".png"):
         return b"IEND" in data[-12:]
     return True
+
+
+def read_image_file(path: str | Path) -> np.ndarray:
+    """Read an image file as OpenCV does (BGR / BGRA / grey, 8 or 16 bit), checking it is complete.
+
+    Raises:
+        CdoError: missing, empty, truncated or undecodable file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CdoError(f"no such image file: {p}")
+    try:
+        return decode_image(p.read_bytes(), p.name)
+    except CdoError as e:
+        raise CdoError(f"{p}: {e}") from None
+
+
+class ImageItem(NamedTuple):
+    """One image to inspect: its pixels, the channel order they are in (``None``: the caller's
+    default) and its source id (``None``: the caller numbers it)."""
+
+    image: np.ndarray
+    color_order: str | None
+    source: str | None
+
+
+def image_items(images: Any) -> tuple[list[ImageItem], bool]:
+    """What a user may pass, as a list: one image (H, W[, C]), a batch (B, H, W, C), a file path,
+    or a list of images and paths. Files are read with :func:`read_image_file` (so BGR).
+
+    Returns:
+        (the images, whether a single image or path was given).
+
+    Raises:
+        CdoError: an unreadable file, or something that is neither an image nor a path.
+
+    Example:
+        >>> items, single = image_items(np.zeros((2, 4, 4, 3), np.uint8))
+        >>> len(items), single, items[0].color_order
+        (2, False, None)
+    """
+    def one(x: Any) -> ImageItem:
+        if isinstance(x, (str, os.PathLike)):
+            return ImageItem(read_image_file(x), "BGR", str(x))
+        if isinstance(x, np.ndarray):
+            return ImageItem(x, None, None)
+        raise CdoError(f"expected an image array or an image file path, got {type(x).__name__}")
+
+    if isinstance(images, (str, os.PathLike)):
+        return [one(images)], True
+    if isinstance(images, np.ndarray):
+        if images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4)):
+            return [one(images)], True
+        if images.ndim != 4:
+            raise CdoError(f"expected an image (H, W[, C]) or a batch (B, H, W, C), got shape {images.shape}")
+        return [ImageItem(x, None, None) for x in images], False
+    if isinstance(images, (list, tuple)):
+        return [one(x) for x in images], False
+    raise CdoError(f"expected an image, a batch, a path or a list of those, got {type(images).__name__}")

@@ -8,6 +8,12 @@ to ``lr * lr_final`` at the last step, so a run's schedule depends on its
 length, not on the dataset size. MOM and OOM are on with gamma 2 (the paper's);
 ``configs/paper.yaml`` restores the paper's optimisation settings.
 
+Every field is type-checked when the config is built (from YAML, flags or the
+Python API): a wrong type fails with one line naming the key and the type it
+takes. Paths are stored absolute (``config.yaml`` works from any directory);
+the folder-dataset directories are relative to ``data_root``, as anomalib's
+``Folder(root=...)``.
+
 Example:
     >>> cfg = TrainConfig().merged({"epochs": 3, "class_names": ["tiles"]})
     >>> cfg.epochs, cfg.steps, cfg.class_names
@@ -21,6 +27,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +38,16 @@ import yaml
 
 from cdo_deploy.errors import CdoError
 
-__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "TrainConfig", "load_config_file"]
+__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "MIN_CALIBRATION_IMAGES", "TrainConfig", "load_config_file"]
 
 DATASETS = ("mvtec2d", "mvtec3d", "folder")
 DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/hard_surfaces.md)
 _LENGTH_KEYS = ("steps", "epochs")
 STUDENTS = ("same", "light")  # cdo_train.students
 HEADS = ("cdo", "cdo+knn")  # cdo+knn: fused with the memory bank (cdo_train.memory_bank)
+MIN_CALIBRATION_IMAGES = 10  # fewer held-out good images give thresholds that cannot be trusted (a warning)
+_PATH_KEYS = ("data_root", "output_dir", "calibration_dir")
+_FOLDER_KEYS = ("normal_dir", "abnormal_dir", "mask_dir", "normal_test_dir")  # relative to data_root
 
 
 @dataclass(frozen=True)
@@ -43,8 +55,15 @@ class TrainConfig:
     """Everything a training run needs; written to ``config.yaml`` in the run folder."""
 
     dataset: str = "mvtec2d"
-    data_root: str = "./data"
+    data_root: str | None = None
     class_names: tuple[str, ...] = ("all",)
+    normal_dir: str | None = None
+    abnormal_dir: str | None = None
+    mask_dir: str | None = None
+    normal_test_dir: str | None = None
+    test_split_ratio: float = 0.2
+    recursive: bool = False
+    calibration_dir: str | None = None
     backbone: str = "tf_efficientnet_lite0"
     teacher_weights: str | None = None
     mom: bool = True
@@ -81,8 +100,11 @@ class TrainConfig:
     ordering: str | None = None
     ordering_params: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    save_every: int = 10
 
     def __post_init__(self) -> None:
+        self._check_types()
+        self._absolute_paths()
         if self.dataset not in DATASETS:
             raise CdoError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         checks = [
@@ -101,6 +123,12 @@ class TrainConfig:
             (self.head in HEADS, f"--head must be one of {', '.join(HEADS)}"),
             (self.bank_size >= 1, "--bank-size must be >= 1"),
             (self.student in STUDENTS, f"--student must be one of {', '.join(STUDENTS)}"),
+            (self.save_every >= 0, "--save-every (epochs between checkpoints; 0 = only when interrupted) must be >= 0"),
+            (0.0 <= self.test_split_ratio < 1.0, "test_split_ratio must be in [0, 1)"),
+            (self.dataset == "folder" or not (self.recursive or any(getattr(self, k) for k in _FOLDER_KEYS)),
+             "--normal-dir, --abnormal-dir, --mask-dir, --normal-test-dir and --recursive apply to --dataset folder"),
+            (self.mask_dir is None or self.abnormal_dir is not None, "--mask-dir needs --abnormal-dir (masks of the "
+             "abnormal images)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -114,6 +142,30 @@ class TrainConfig:
             SynthParams.from_dict(self.synth)  # unknown keys / bad values fail here
         if self.curriculum != "none" or self.knobs or self.curriculum_params or self.knob_ranges or self.ordering:
             self._check_curriculum()
+
+    def _check_types(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            checked = _checked(f.name, value, hints[f.name])
+            if checked is not value:
+                object.__setattr__(self, f.name, checked)
+
+    def _absolute_paths(self) -> None:
+        for key in _PATH_KEYS:
+            value = getattr(self, key)
+            if value is not None:
+                object.__setattr__(self, key, os.path.abspath(os.path.expanduser(value)))
+        if self.teacher_weights not in (None, "random"):
+            object.__setattr__(self, "teacher_weights", os.path.abspath(os.path.expanduser(self.teacher_weights)))
+
+    def folder(self, key: str) -> str | None:
+        """``normal_dir``, ``abnormal_dir``, ``mask_dir`` or ``normal_test_dir`` as an absolute path
+        (relative values are taken under ``data_root``, as anomalib's ``root``)."""
+        value = getattr(self, key)
+        if value is None or self.data_root is None:
+            return value
+        return os.path.join(self.data_root, os.path.expanduser(value))
 
     def _check_curriculum(self) -> None:
         from .curriculum import build_schedule
@@ -173,7 +225,59 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["class_names"] = list(self.class_names)
         d["knobs"] = list(self.knobs)
+        d.update({k: self.folder(k) for k in _FOLDER_KEYS})  # absolute: config.yaml works from anywhere
         return d
+
+
+def _describe(hint: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if hint in names:
+        return names[hint]
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        return "a list of strings"
+    if origin is dict:
+        return "a mapping of name: value"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint) if a is not type(None)) + " or null"
+    return str(hint)
+
+
+def _checked(key: str, value: Any, hint: Any) -> Any:
+    """``value`` if it has the type ``hint`` describes (coerced where lossless), else a one-line CdoError."""
+    declared, origin = hint, typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        origin = typing.get_origin(hint)
+    ok = False
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 2e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value if isinstance(value, float) else float(value)
+    elif hint is str:
+        if isinstance(value, Path):
+            return str(value)
+        ok = isinstance(value, str)
+    elif origin is tuple:
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return value if isinstance(value, tuple) else tuple(value)
+    elif origin is dict:
+        ok = isinstance(value, dict)
+    if not ok:
+        raise CdoError(f"config key {key!r} must be {_describe(declared)}, got {value!r} ({type(value).__name__})")
+    return value
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -74,6 +74,9 @@ def _function(name: str) -> Callable[[float], float]:
 class Schedule:
     """Base class: maps progress p in [0, 1] to difficulty t in [0, 1]."""
 
+    #: whether ``observe`` needs every step's loss (the trainer then syncs it to the host each step)
+    needs_loss = False
+
     def __init__(self, **params: Any) -> None:
         if params:
             raise CdoError(f"schedule {type(self).__name__} takes no parameters, got {sorted(params)}")
@@ -88,6 +91,26 @@ class Schedule:
     def state(self) -> dict[str, Any]:
         """Extra values logged next to the metrics."""
         return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that changes while training (numbers, lists, RNG states), for a checkpoint."""
+        out: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if isinstance(value, random.Random):
+                out[key] = {"random_state": value.getstate()}
+            elif value is None or isinstance(value, (bool, int, float, str, list)):
+                out[key] = list(value) if isinstance(value, list) else value
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s values."""
+        for key, value in state.items():
+            current = getattr(self, key)
+            if isinstance(current, random.Random):
+                version, internal, gauss = value["random_state"]
+                current.setstate((version, tuple(internal), gauss))
+            else:
+                setattr(self, key, value)
 
 
 SCHEDULES: Registry[type[Schedule]] = Registry("curriculum schedule")
@@ -214,6 +237,8 @@ class SelfPaced(Schedule):
         start: initial difficulty.
         end: highest difficulty.
     """
+
+    needs_loss = True
 
     def __init__(self, window: int = 6, patience: int = 1, increment: float = 0.25, min_delta: float = 0.02,
                  start: float = 0.0, end: float = 1.0) -> None:

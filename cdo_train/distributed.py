@@ -21,10 +21,12 @@ calibrates, writes the run folder and saves the one checkpoint; the others
 wait at a barrier. Differences to one process: BatchNorm statistics and the
 loss's normalisation are per shard, so metrics agree within noise.
 
-Speed (CUDA): AMP and channels-last, the uint8 training set resident on the
-GPU (decoded once: no loader workers needed) and synthetic anomalies made on
-the GPU (:func:`synthesize_on_device`). Records get ``images_per_s``;
-``throughput.json`` holds the run's training images/s (evaluation excluded).
+Speed (CUDA): fp16 AMP with a GradScaler and channels-last, the uint8
+training set resident on the GPU (decoded once: no loader workers needed),
+synthetic anomalies made on the GPU (:func:`synthesize_on_device`) and the
+loss kept on the GPU between checks. The run's state, checkpoints, resume
+and throughput log are :class:`cdo_train.loop.TrainingRun`'s, shared with
+the single-process trainer; ``throughput.json`` adds ``processes``.
 
 Example:
     >>> from cdo_train.config import TrainConfig
@@ -37,14 +39,13 @@ import logging
 import math
 import os
 import pickle
+import signal
 import socket
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -52,15 +53,10 @@ from cdo_deploy.errors import CdoError
 
 from .anomalies import SynthParams, butterworth_lowpass, foreground_mask, synthesize
 from .config import TrainConfig
-from .curriculum import build_schedule
-from .data import list_samples
-from .difficulty import resolve_knobs
-from .evaluation import calibrate, load_images, predict
+from .loop import RunResult, TrainingRun
 from .loss import cdo_loss
-from .models import CDOModel, ModelConfig
-from .runio import RunWriter, save_model
-from .trainer import (RunResult, _attach_bank, _class_names, _difficulty, _epoch_batches, _log_epoch, _lr_schedule,
-                      _optimise, _split_train, resolve_device)
+from .signals import StopSignal
+from .trainer import planned_runs, resolve_device
 
 __all__ = ["DistContext", "in_torchrun", "launch", "shard", "synthesize_on_device", "train_distributed",
            "train_one_distributed"]
@@ -151,16 +147,31 @@ def synthesize_on_device(images: torch.Tensor, params: SynthParams, generator: t
     return images * (1.0 - alpha) + noise * alpha, mask
 
 
-def _mean(value: float, ctx: DistContext, device: torch.device) -> float:
+def _group_mean(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """``value`` averaged over the run's process group (one all-reduce)."""
     if ctx.group_size == 1:
         return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)  # the loss averaged over the group
+    t = value.detach().to(torch.float64).clone()
     dist.all_reduce(t, group=ctx.group)
-    return float(t) / ctx.group_size
+    return t / ctx.group_size
 
 
-def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: DistContext) -> RunResult | None:
-    """Train one (class, seed) run on the processes of ``ctx.group``.
+def _stop_requested(stop: StopSignal, ctx: DistContext, device: torch.device) -> int | None:
+    """The signal any process of the group received (one all-reduce, which is also the epoch's barrier)."""
+    if ctx.group_size == 1:
+        return stop.signum
+    flag = torch.tensor([stop.signum or 0], dtype=torch.int64, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=ctx.group)
+    return int(flag) or None
+
+
+def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: DistContext, *, exist_ok: bool = False,
+                          resume: tuple[Path, dict[str, Any]] | None = None) -> RunResult | None:
+    """Train one (class, seed) run on the processes of ``ctx.group`` (or continue it from ``resume``).
+
+    The run's state, checkpoints and end are :class:`cdo_train.loop.TrainingRun`'s, as in
+    :func:`cdo_train.trainer.train_one`. Alone in its group, a process stops after the step a signal
+    arrived in; in a DDP group all processes stop together at the end of that epoch.
 
     Returns:
         The run's result on the group's first process, ``None`` on the others.
@@ -168,109 +179,63 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
     Raises:
         CdoError: as :func:`cdo_train.trainer.train_one`, and for the per-sample
             ``ordering`` curriculum (not supported here).
+        TrainingInterrupted: SIGINT / SIGTERM, after the checkpoint was saved.
     """
     if cfg.ordering is not None:
         raise CdoError("--ordering is not supported with --nproc (train without --nproc)")
-    t_start = time.time()
     device = resolve_device(cfg.device)
     if device.type == "cuda" and ctx.world_size > 1:
         device = torch.device("cuda", ctx.local_rank)  # one GPU per process
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2**32))
-    folder_class, train_samples, holdout = _split_train(cfg, class_name, seed)
-    size = cfg.image_size
-    train_imgs = torch.from_numpy(load_images(train_samples, size).images)  # (N,H,W,3) uint8
-    cuda = device.type == "cuda"
+    run = TrainingRun(cfg, class_name, seed, device, main=ctx.is_main, exist_ok=exist_ok, resume=resume,
+                      processes=ctx.group_size)
+    model, cuda = run.model, device.type == "cuda"
+    train_imgs = run.train_imgs
     if cuda:
         on_gpu = train_imgs.numel() <= GPU_RESIDENT_BYTES
         train_imgs = train_imgs.to(device) if on_gpu else train_imgs.pin_memory()
-    test = held = None
-    if ctx.is_main:  # only the first process evaluates
-        test_samples = list_samples(cfg.dataset, cfg.data_root, folder_class, "test")
-        test = load_images(test_samples, size) if test_samples else None
-        held = load_images(holdout, size) if holdout else None
-
-    mcfg = ModelConfig(cfg.backbone, size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights,
-                       student=cfg.student)
-    model = CDOModel(mcfg).to(device)
-    model = model.to(memory_format=torch.channels_last) if cuda else model
     student: torch.nn.Module = model.student
     if ctx.group_size > 1:
         student = torch.nn.parallel.DistributedDataParallel(
             model.student, device_ids=[device.index] if cuda else None, process_group=ctx.group,
             gradient_as_bucket_view=True)
-    opt = torch.optim.AdamW(model.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_imgs) / cfg.batch_size)
-    total_steps = cfg.total_steps(len(train_imgs))
-    sched = _lr_schedule(opt, cfg, total_steps)
-    schedule = build_schedule(cfg.curriculum, cfg.curriculum_params, seed=seed)
-    use_amp = cfg.amp and cuda
-    gen = torch.Generator().manual_seed(seed)
-    writer = RunWriter(cfg, class_name, seed) if ctx.is_main else None
-    base = SynthParams.from_dict(cfg.synth)  # {} = the paper's generator
-    step, n_images, train_s = 0, 0, 0.0
-    last: dict[str, Any] = {}
-    state: dict[str, Any] = {}
-    for epoch in range(1, math.ceil(total_steps / steps_per_epoch) + 1):
-        model.train()
-        losses, ts = [], []
-        if cuda:
-            torch.cuda.synchronize(device)
-        t_epoch, n_epoch = time.perf_counter(), 0
-        for idx in _epoch_batches(len(train_imgs), cfg, gen, total_steps - step):
-            t = _difficulty(schedule, step, total_steps)
-            params, gamma = resolve_knobs(cfg.knobs, t, base, cfg.gamma, cfg.knob_ranges)
-            if cuda:
-                x = train_imgs[idx.to(train_imgs.device)].to(device, non_blocking=True)
-                x = x.permute(0, 3, 1, 2).float().div_(255.0)
-                x, mask = synthesize_on_device(x, params, gen, cfg.foreground_only) if cfg.mom else (x, None)
-            else:  # the trainer's own CPU path: same draws, same numbers
-                x = train_imgs[idx].permute(0, 3, 1, 2).float().div_(255.0)
-                x, mask = synthesize(x, params, gen, cfg.foreground_only) if cfg.mom else (x, None)
-            mine = shard(torch.arange(len(idx)), ctx.group_rank, ctx.group_size).to(x.device)
-            x = x[mine]
-            mask = mask[mine] if mask is not None else None
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                xn = (x - model.mean) / model.std
-                with torch.no_grad():
-                    fe = list(model.teacher(xn))
-                fa = list(student(xn))
-            loss = cdo_loss(fe, fa, mask, gamma=gamma, oom=cfg.oom)
-            lv = _optimise(opt, loss, schedule, epoch, lambda v: _mean(v, ctx, device))
-            sched.step()
-            losses.append(lv)
-            ts.append(t)
-            state = {"difficulty": t, "gamma": gamma, **params.__dict__, **schedule.state()}
-            step += 1
-            n_epoch += len(idx)
-        if cuda:
-            torch.cuda.synchronize(device)
-        epoch_s = time.perf_counter() - t_epoch
-        train_s += epoch_s
-        n_images += n_epoch
-        if writer is not None:
-            last = _log_epoch(cfg, writer, epoch, (step, total_steps), losses, ts, state, sched, model, test, device,
-                              images_per_s=round(n_epoch / max(epoch_s, 1e-9), 1)) or last
-        if ctx.group_size > 1:
-            dist.barrier(group=ctx.group)  # the others wait while the first process evaluates
-    if writer is None:
-        return None
-    last = _attach_bank(cfg, writer, model, train_imgs.cpu(), held, test, device, seed, last)
-    save_model(model, writer.run_dir)
-    throughput = {"images_per_s": round(n_images / max(train_s, 1e-9), 1), "train_seconds": round(train_s, 3),
-                  "images": n_images, "processes": ctx.group_size, "device": str(device), "amp": use_amp,
-                  "channels_last": cuda, "batch_size": cfg.batch_size, "image_size": size, "backbone": cfg.backbone}
-    writer.write_json("throughput.json", throughput)
-    log.info("%s s%d: %.1f training images/s on %d process(es) (%s)", class_name, seed, n_images / max(train_s, 1e-9),
-             ctx.group_size, device)
-    calib = calibrate(model, held, test, last, device, cfg.batch_size)
-    writer.write_json("calibration.json", calib)
-    if test is not None:
-        writer.figures(predict(model, test.images, device, cfg.batch_size), test)
-    summary = writer.finish(last, time.time() - t_start)
-    return RunResult(writer.run_dir, class_name, seed, summary["last"], summary["best"], time.time() - t_start)
+
+    def reduce(v: torch.Tensor) -> torch.Tensor:
+        return _group_mean(v, ctx)
+
+    with StopSignal() as stop:
+        while not run.done:
+            for idx in run.epoch_batches():
+                t, params, gamma = run.knobs()
+                if cuda:
+                    x = train_imgs[idx.to(train_imgs.device)].to(device, non_blocking=True)
+                    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+                    x, mask = synthesize_on_device(x, params, run.gen, cfg.foreground_only) if cfg.mom else (x, None)
+                else:  # the trainer's own CPU path: same draws, same numbers
+                    x = train_imgs[idx].permute(0, 3, 1, 2).float().div_(255.0)
+                    x, mask = synthesize(x, params, run.gen, cfg.foreground_only) if cfg.mom else (x, None)
+                mine = shard(torch.arange(len(idx)), ctx.group_rank, ctx.group_size).to(x.device)
+                x = x[mine]
+                mask = mask[mine] if mask is not None else None
+                if cuda:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=run.use_amp):
+                    xn = (x - model.mean) / model.std
+                    with torch.no_grad():
+                        fe = list(model.teacher(xn))
+                    fa = list(student(xn))
+                loss = cdo_loss(fe, fa, mask, gamma=gamma, oom=cfg.oom)
+                run.optimise(loss, t, params, gamma, len(idx), reduce if ctx.group_size > 1 else None)
+                if ctx.group_size == 1 and stop.signum is not None:
+                    run.interrupt(stop.signum)
+            run.end_epoch(reduce if ctx.group_size > 1 else None)
+            signum = _stop_requested(stop, ctx, device)  # the others wait while the first process evaluates
+            if signum is not None:
+                run.interrupt(signum)
+    result = run.finish()
+    if result is not None:
+        log.info("%s s%d: %.1f training images/s on %d process(es) (%s)", class_name, seed,
+                 run.throughput.summary()["images_per_s"], ctx.group_size, device)
+    return result
 
 
 def _split(n_runs: int, world: int) -> list[list[int]]:
@@ -280,20 +245,34 @@ def _split(n_runs: int, world: int) -> list[list[int]]:
     return [list(range(g * world // n_runs, (g + 1) * world // n_runs)) for g in range(n_runs)]
 
 
-def train_distributed(cfg: TrainConfig) -> list[RunResult]:
+def train_distributed(cfg: TrainConfig, *, exist_ok: bool = False, resume: str | Path | None = None
+                      ) -> list[RunResult]:
     """Train every requested class and seed over the processes of this job.
 
     Call it in every process (torchrun or :func:`launch` set ``RANK``,
     ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); without
     them it trains in this process alone (the fast single-GPU path).
 
+    Args:
+        cfg: the configuration (with ``resume``: only ``device``, ``progress`` and ``save_every`` count).
+        exist_ok: replace runs already in their folders.
+        resume: an interrupted run folder to continue instead (every process reads its checkpoint).
+
     Returns:
         Every run's result, in (class, seed) order, on every process.
     """
-    runs = [(c, cfg.seed + k) for c in _class_names(cfg) for k in range(cfg.seeds)]
+    from .trainer import resume_config
+
+    state: tuple[Path, dict[str, Any]] | None = None
+    if resume is not None:
+        cfg, ckpt = resume_config(resume, device=cfg.device, progress=cfg.progress, save_every=cfg.save_every)
+        state, runs = (Path(os.path.abspath(resume)), ckpt), [(ckpt["class_name"], ckpt["seed"])]
+    else:
+        runs = planned_runs(cfg, exist_ok)
     if not in_torchrun():
         ctx = DistContext()
-        return [r for c, s in runs if (r := train_one_distributed(cfg, c, s, ctx)) is not None]
+        return [r for c, s in runs
+                if (r := train_one_distributed(cfg, c, s, ctx, exist_ok=exist_ok, resume=state)) is not None]
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", rank))
     cuda = resolve_device(cfg.device).type == "cuda"
@@ -315,7 +294,7 @@ def train_distributed(cfg: TrainConfig) -> list[RunResult]:
             ctx = DistContext(rank, world, local, groups[g], ranks.index(rank), len(ranks))
             todo = runs[g::len(blocks)] if len(runs) >= world else [runs[g]]
             for c, s in todo:
-                res = train_one_distributed(cfg, c, s, ctx)
+                res = train_one_distributed(cfg, c, s, ctx, exist_ok=exist_ok, resume=state)
                 if res is not None:
                     mine.append(res)
         gathered: list[list[RunResult]] = [[] for _ in range(world)]
@@ -333,12 +312,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _worker(rank: int, cfg: TrainConfig, nproc: int, port: int, out: str, level: int) -> None:
+def _worker(rank: int, cfg: TrainConfig, nproc: int, port: int, out: str, level: int, exist_ok: bool,
+            resume: str | None) -> None:
     logging.basicConfig(level=level if rank == 0 else logging.WARNING, format=f"[rank {rank}] %(message)s")
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nproc),
                        "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     try:
-        results = train_distributed(cfg)
+        results = train_distributed(cfg, exist_ok=exist_ok, resume=resume)
     except CdoError as e:
         results = e
     if rank == 0 or isinstance(results, CdoError):
@@ -346,8 +326,12 @@ def _worker(rank: int, cfg: TrainConfig, nproc: int, port: int, out: str, level:
             pickle.dump(results, f)
 
 
-def launch(cfg: TrainConfig, nproc: int) -> list[RunResult]:
+def launch(cfg: TrainConfig, nproc: int, *, exist_ok: bool = False, resume: str | Path | None = None
+           ) -> list[RunResult]:
     """Start ``nproc`` local processes (like ``torchrun --standalone``) and train in all of them.
+
+    While they run, this process ignores SIGINT: Ctrl-C reaches the training processes, which save
+    their checkpoint and stop (:class:`cdo_train.checkpoint.TrainingInterrupted` is raised here then).
 
     Raises:
         CdoError: bad ``nproc``, more processes than GPUs, or the first error a process hit.
@@ -355,7 +339,7 @@ def launch(cfg: TrainConfig, nproc: int) -> list[RunResult]:
     if nproc < 1:
         raise CdoError(f"--nproc must be >= 1, got {nproc}")
     if nproc == 1 or in_torchrun():  # one process, or already one of torchrun's
-        return train_distributed(cfg)
+        return train_distributed(cfg, exist_ok=exist_ok, resume=resume)
     if resolve_device(cfg.device).type == "cuda" and nproc > torch.cuda.device_count():
         raise CdoError(f"--nproc {nproc}: only {torch.cuda.device_count()} GPU(s) present (one process per GPU)")
     import torch.multiprocessing as mp
@@ -363,13 +347,17 @@ def launch(cfg: TrainConfig, nproc: int) -> list[RunResult]:
     with tempfile.TemporaryDirectory(prefix="cdo-ddp-") as tmp:
         out = str(Path(tmp) / "result")
         failure: Exception | None = None
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            mp.start_processes(_worker, args=(cfg, nproc, _free_port(), out, logging.getLogger().level or 20),
+            mp.start_processes(_worker, args=(cfg, nproc, _free_port(), out, logging.getLogger().level or 20,
+                                              exist_ok, None if resume is None else str(resume)),
                                nprocs=nproc, join=True, start_method="spawn")
         except mp.ProcessRaisedException as e:  # a bug: keep the worker's traceback text
             raise RuntimeError(f"a training process failed:\n{e}") from None
         except mp.ProcessExitedException as e:
             failure = e
+        finally:
+            signal.signal(signal.SIGINT, old)
         results = {}
         for path in sorted(Path(tmp).glob("result.*")):
             with open(path, "rb") as f:

@@ -9,8 +9,14 @@ Threshold rule (written to ``calibration.json`` and then ``model.json``):
       pixel threshold = the F1-optimal pixel value (``source: f1_optimal_test``);
     * otherwise (``--dataset folder``): image threshold = mean + 3 std of the
       held-out good images' scores, pixel threshold = the 99.9th percentile of
-      their pixels (``source: good_holdout``).
-The held-out good images' score statistics are always recorded.
+      their pixels (``source: good_holdout``);
+    * a labelled test set without masks gives no pixel F1 threshold: the pixel
+      threshold is then the good images' 99.9th percentile (``pixel_source``).
+The good images' score statistics are always recorded with their count ``n``
+(the hold-out, or ``--calibration-dir``). Fewer than ``MIN_CALIBRATION_IMAGES``
+(10) of them make mean + 3 std and the p99 that ``--sensitivity`` uses
+unreliable: ``calibration.json`` then carries ``reliable: false`` and a
+``warning`` that the trainer logs.
 
 Example:
     >>> stats = normal_stats(np.array([1.0, 2.0, 3.0]))
@@ -26,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .config import MIN_CALIBRATION_IMAGES
 from .data import Sample, load_sample
 from .metrics import compute_metrics
 
@@ -94,11 +101,20 @@ def normal_stats(scores: np.ndarray) -> dict[str, float]:
     }
 
 
-def calibrate(model, holdout: EvalSet | None, test: EvalSet | None, last: dict[str, Any], device, batch_size=16):
-    """Normal statistics and thresholds (see the module docstring for the rule)."""
-    out: dict[str, Any] = {"normal_stats": {}, "image_threshold": None, "pixel_threshold": None, "source": "none"}
+def calibrate(model, holdout: EvalSet | None, test: EvalSet | None, last: dict[str, Any], device, batch_size=16,
+              good_source: str = "hold-out") -> dict[str, Any]:
+    """Normal statistics and thresholds (see the module docstring for the rule).
+
+    Args:
+        holdout: the good images that calibrate (the hold-out, or ``--calibration-dir``'s).
+        good_source: where they come from, as recorded (``hold-out`` or the folder).
+    """
+    n = 0 if holdout is None else len(holdout.images)
+    out: dict[str, Any] = {"normal_stats": {}, "image_threshold": None, "pixel_threshold": None, "source": "none",
+                           "n": n, "good_images": good_source, "min_n": MIN_CALIBRATION_IMAGES, "reliable": True,
+                           "warning": None}
     pixel_q = None
-    if holdout is not None and len(holdout.images):
+    if n:
         maps, scores = predict(model, holdout.images, device, batch_size)
         out["normal_stats"] = normal_stats(scores)
         pixel_q = float(np.percentile(maps, 99.9))
@@ -107,9 +123,19 @@ def calibrate(model, holdout: EvalSet | None, test: EvalSet | None, last: dict[s
         out["image_threshold"] = last["image_f1_threshold"]
         out["pixel_threshold"] = last.get("pixel_f1_threshold")
         out["source"] = "f1_optimal_test"
+        if out["pixel_threshold"] is None and pixel_q is not None:  # a test set without masks
+            out["pixel_threshold"], out["pixel_source"] = pixel_q, "good_holdout"
     elif out["normal_stats"]:
         ns = out["normal_stats"]
         out["image_threshold"] = ns["mean"] + 3.0 * ns["std"]
         out["pixel_threshold"] = pixel_q
         out["source"] = "good_holdout"
+    if n < MIN_CALIBRATION_IMAGES:
+        uses = ("the thresholds (mean + 3 std, p99.9)" if out["source"] != "f1_optimal_test"
+                else "the normal-score statistics that --sensitivity uses")
+        out["reliable"] = False
+        out["warning"] = (f"only {n} good image(s) ({good_source}) calibrate {uses}, which is unreliable with "
+                          f"fewer than {MIN_CALIBRATION_IMAGES} (their spread is not measured); add good images, "
+                          f"raise holdout_fraction, or pass --calibration-dir with at least {MIN_CALIBRATION_IMAGES} "
+                          "good images")
     return out

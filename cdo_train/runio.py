@@ -4,6 +4,14 @@ Weights are stored as safetensors (no pickle): ``model.safetensors`` holds the
 whole ``CDOModel`` state (teacher, student, normalisation) and
 ``model_config.json`` the :class:`ModelConfig` that rebuilds it.
 
+A run folder is never overwritten silently: starting a run whose folder
+already holds one fails with a one-line error unless ``exist_ok`` (the CLI's
+``--exist-ok``), which deletes the old folder first, TensorBoard files
+included. The folder name stays ``<output>/<experiment>/<class>/seed_<n>``
+(no ``-2`` suffixes) so that tools find runs where they expect them.
+``summary.json`` says ``status: finished`` or ``interrupted`` (then with the
+step reached and the ``--resume`` command).
+
 Example:
     >>> model = load_model("result/exp/weave/seed_111")  # doctest: +SKIP
 """
@@ -12,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +30,11 @@ import yaml
 
 from cdo_deploy.errors import CdoError
 
+from .checkpoint import CHECKPOINT
 from .config import TrainConfig
 from .models import CDOModel, ModelConfig
 
-__all__ = ["RunWriter", "load_model", "read_metrics", "save_model"]
+__all__ = ["RunWriter", "check_run_dir", "load_model", "read_metrics", "run_dir_of", "run_status", "save_model"]
 
 log = logging.getLogger(__name__)
 WEIGHTS = "model.safetensors"
@@ -70,6 +80,46 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> CDOMo
     return model.to(device).eval()
 
 
+def run_dir_of(cfg: TrainConfig, class_name: str, seed: int) -> Path:
+    """``<output_dir>/<experiment>/<class>/seed_<seed>``."""
+    return Path(cfg.output_dir) / cfg.experiment / class_name / f"seed_{seed}"
+
+
+def run_status(run_dir: str | Path) -> str | None:
+    """``finished``, ``interrupted`` or ``None`` (no summary: never finished); summaries written before
+    runs had a status are finished ones."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        return "interrupted" if (Path(run_dir) / CHECKPOINT).is_file() else None
+    try:
+        return str(json.loads(path.read_text()).get("status", "finished"))
+    except (OSError, ValueError):
+        return None
+
+
+def check_run_dir(run_dir: Path, exist_ok: bool) -> None:
+    """Refuse to start a run in a folder that already holds one, unless ``exist_ok``.
+
+    Raises:
+        CdoError: the folder holds a run (finished, interrupted or partial) and not ``exist_ok``; or
+            ``exist_ok`` but the folder is not a cdo-train run folder (nothing is deleted then).
+    """
+    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+        return
+    if exist_ok:
+        if not (run_dir / "config.yaml").is_file():
+            raise CdoError(f"{run_dir} is not a cdo-train run folder (no config.yaml): --exist-ok will not delete "
+                           "it; choose another --output-dir or --name")
+        return
+    status = run_status(run_dir)
+    if status == "interrupted":
+        raise CdoError(f"{run_dir} holds an interrupted run: continue it with cdo-train --resume {run_dir}, or pass "
+                       "--exist-ok to start it again (deletes it, TensorBoard files included)")
+    what = "a finished run" if status == "finished" else "an unfinished run without a checkpoint"
+    raise CdoError(f"{run_dir} already holds {what}: pass --exist-ok to replace it (deletes it, TensorBoard files "
+                   "included), or choose another --name or --output-dir")
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The evaluations of a run, from ``metrics.jsonl``."""
     path = Path(run_dir) / "metrics.jsonl"
@@ -79,21 +129,38 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 class RunWriter:
-    """Creates a run folder and writes its logs, scalars, figures and summary."""
+    """Creates a run folder (or reopens one to resume) and writes its logs, scalars, figures and summary.
 
-    def __init__(self, cfg: TrainConfig, class_name: str, seed: int) -> None:
+    Args:
+        cfg, class_name, seed: the run.
+        exist_ok: replace a run already in the folder (deleted first) instead of failing.
+        resume: ``(run folder, evaluation records so far, epoch resumed)`` to continue a run: the
+            folder is kept, ``metrics.jsonl`` is rewritten from the records and TensorBoard events from
+            the resumed epoch on are purged (they are logged again).
+    """
+
+    def __init__(self, cfg: TrainConfig, class_name: str, seed: int, *, exist_ok: bool = False,
+                 resume: tuple[Path, list[dict[str, Any]], int] | None = None) -> None:
         self.cfg = cfg
-        self.run_dir = Path(cfg.output_dir) / cfg.experiment / class_name / f"seed_{seed}"
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "metrics.jsonl").write_text("")
-        resolved = {**cfg.to_dict(), "class_names": [class_name], "seed": seed, "seeds": 1}
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-        self.evals: list[dict[str, Any]] = []
+        purge = None
+        if resume is None:
+            self.run_dir = run_dir_of(cfg, class_name, seed)
+            check_run_dir(self.run_dir, exist_ok)
+            if self.run_dir.is_dir():
+                shutil.rmtree(self.run_dir)
+            self.run_dir.mkdir(parents=True)
+            self.evals: list[dict[str, Any]] = []
+            resolved = {**cfg.to_dict(), "class_names": [class_name], "seed": seed, "seeds": 1}
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        else:
+            self.run_dir, evals, purge = resume[0], list(resume[1]), resume[2]
+            self.evals = evals
+        (self.run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in self.evals))
         self._tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir / "tb"))
+            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
         except ImportError:
             log.warning("tensorboard is not installed: no TensorBoard scalars for %s", self.run_dir)
 
@@ -129,15 +196,19 @@ class RunWriter:
             stats = save_discrepancy_histogram(maps, test.masks, self.run_dir / "discrepancy_hist.png")
             self.write_json("discrepancy_stats.json", stats)
 
-    def finish(self, last: dict[str, Any], seconds: float) -> dict[str, Any]:
+    def finish(self, last: dict[str, Any], seconds: float, interrupted: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write ``summary.json`` (``status`` finished, or interrupted with ``interrupted``'s details)."""
         best: dict[str, Any] = {}
         for rec in self.evals:
             for key in HEADLINE:
                 v = rec.get(key)
                 if isinstance(v, float) and (key not in best or v > best[key]["value"]):
                     best[key] = {"value": v, "epoch": rec["epoch"]}
-        summary = {"run_dir": str(self.run_dir), "last": last, "best": best, "seconds": round(seconds, 2),
+        summary = {"run_dir": str(self.run_dir), "status": "interrupted" if interrupted else "finished",
+                   "last": last, "best": best, "seconds": round(seconds, 2),
                    "model_selection": "last epoch (best is reported only, never used)"}
+        if interrupted:
+            summary["interrupted"] = {**interrupted, "resume": f"cdo-train --resume {self.run_dir}"}
         self.write_json("summary.json", summary)
         if self._tb is not None:
             self._tb.close()

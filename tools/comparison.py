@@ -1,7 +1,12 @@
 """Compare curriculum experiments: tables (PNG, Markdown, CSV) and learning curves.
 
-Reads every finished run ``<logdir>/<experiment>/<class>/seed_<n>/metrics.jsonl``
-(``summary.json`` present) and writes, for image AUROC, pixel AUROC and AUPRO:
+Reads every finished run ``<experiment>/<class>/seed_<n>/metrics.jsonl``
+(``summary.json`` present, status not ``interrupted``) at any depth below each
+``--logdir`` (repeatable). An experiment is named by its folder's path below
+its logdir (``hard/default`` for ``result/hard/default/turf/seed_111``);
+when two logdirs hold the same experiment, class and seed, each logdir's name
+prefixes its experiments (``machine_a/result:hard/default``); a run below two
+nested logdirs counts once. It writes, for image AUROC, pixel AUROC and AUPRO:
 
 * one table per metric: rows are experiments, columns are classes plus
   ``mean``. A run contributes the mean of its last ``--last`` (default 5)
@@ -20,6 +25,7 @@ Reads every finished run ``<logdir>/<experiment>/<class>/seed_<n>/metrics.jsonl`
 Usage:
     python tools/comparison.py --logdir ./result -o ./result/comparison/table_last5avg.png
     python tools/comparison.py --logdir ./result -o ./result/comparison/table_peak.png --peak
+    python tools/comparison.py --logdir machine_a/result --logdir machine_b/result -o both/table.png
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import statistics
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 LABELS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO", "difficulty": "difficulty t"}
@@ -50,6 +56,7 @@ class Run:
     records: list[dict[str, Any]]
     finished: bool
     config: dict[str, Any] = field(default_factory=dict)
+    run_dir: Optional[Path] = None
 
 
 @dataclass
@@ -74,23 +81,59 @@ class Table:
     deltas: dict[str, Cell] = field(default_factory=dict)
 
 
-def find_runs(logdir: str | Path) -> list[Run]:
-    """Every run folder under ``logdir`` (finished or not), sorted by experiment, class, seed."""
-    runs = []
-    for path in sorted(Path(logdir).glob("*/*/seed_*/metrics.jsonl")):
-        run_dir = path.parent
-        try:
-            seed = int(run_dir.name.split("_", 1)[1])
-        except ValueError:
-            continue
-        records = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-        config: dict[str, Any] = {}
-        if (run_dir / "config.yaml").is_file():
-            import yaml
+def _read_run(run_dir: Path, experiment: str) -> Optional[Run]:
+    try:
+        seed = int(run_dir.name.split("_", 1)[1])
+    except ValueError:
+        return None
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    config: dict[str, Any] = {}
+    if (run_dir / "config.yaml").is_file():
+        import yaml
 
-            config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        runs.append(Run(run_dir.parent.parent.name, run_dir.parent.name, seed, records,
-                        (run_dir / "summary.json").is_file(), config))
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    finished = False
+    if (run_dir / "summary.json").is_file():
+        try:
+            finished = json.loads((run_dir / "summary.json").read_text()).get("status", "finished") == "finished"
+        except ValueError:
+            finished = False
+    return Run(experiment, run_dir.parent.name, seed, records, finished, config, run_dir.resolve())
+
+
+def _runs_below(logdir: Path) -> list[Run]:
+    runs = []
+    for path in sorted(logdir.rglob("seed_*/metrics.jsonl")):
+        exp_dir = path.parent.parent.parent
+        try:
+            rel = exp_dir.relative_to(logdir).as_posix()
+        except ValueError:  # the logdir is a class or run folder itself
+            rel = "."
+        run = _read_run(path.parent, exp_dir.resolve().name if rel == "." else rel)
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def find_runs(logdirs: Union[str, Path, Sequence[Union[str, Path]]]) -> list[Run]:
+    """Every run folder below the logdir(s) (finished or not), sorted by experiment, class, seed."""
+    dirs = [Path(logdirs)] if isinstance(logdirs, (str, Path)) else [Path(d) for d in logdirs]
+    seen: set[Path] = set()
+    per_dir = []
+    for d in dirs:  # a run below two of the logdirs (nested ones) counts once
+        found = [r for r in _runs_below(d) if r.run_dir not in seen]
+        seen.update(r.run_dir for r in found)
+        per_dir.append(found)
+    keys = [(r.experiment, r.class_name, r.seed) for runs in per_dir for r in runs]
+    if len(keys) != len(set(keys)):  # the same run name in two logdirs: tell them apart by the logdir
+        names = [d.resolve().name for d in dirs]
+        if len(set(names)) < len(names):
+            common = os.path.commonpath([str(d.resolve()) for d in dirs])
+            names = [Path(os.path.relpath(d.resolve(), common)).as_posix() for d in dirs]
+        for label, runs in zip(names, per_dir):
+            for r in runs:
+                r.experiment = f"{label}:{r.experiment}"
+    runs = [r for part in per_dir for r in part]
     return sorted(runs, key=lambda r: (r.experiment, r.class_name, r.seed))
 
 
@@ -346,9 +389,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Command line entry point; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--logdir", default="./result", help="cdo-train --output-dir to read (default ./result)")
+    ap.add_argument("--logdir", action="append", default=None,
+                    help="folder searched for runs at any depth, e.g. cdo-train's --output-dir (repeatable; "
+                         "default ./result)")
     ap.add_argument("-o", "--output", default=None,
-                    help="table PNG (default <logdir>/comparison/table_last<N>avg.png or table_peak.png)")
+                    help="table PNG (default <first logdir>/comparison/table_last<N>avg.png or table_peak.png)")
     ap.add_argument("--peak", action="store_true", help="best evaluation per run instead of the last-N mean")
     ap.add_argument("--last", type=int, default=5, help="evaluations averaged per run (default 5)")
     ap.add_argument("--baseline", default=None, help="experiment the Δ column compares with ('' for none)")
@@ -357,23 +402,28 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = ap.parse_args(argv)
     if args.last < 1:
         ap.error("--last must be >= 1")
-    all_runs = find_runs(args.logdir)
+    logdirs = args.logdir or ["./result"]
+    missing = [d for d in logdirs if not Path(d).is_dir()]
+    if missing:
+        print(f"error: --logdir {missing[0]} is not a folder", file=sys.stderr)
+        return 1
+    all_runs = find_runs(logdirs)
     runs = [r for r in all_runs if r.finished or args.include_unfinished]
     if not runs:
-        print(f"error: no finished runs under {args.logdir} (expected <experiment>/<class>/seed_<n>/metrics.jsonl)",
-              file=sys.stderr)
+        print(f"error: no finished runs under {', '.join(logdirs)} (expected <experiment>/<class>/seed_<n>/"
+              "metrics.jsonl at any depth)", file=sys.stderr)
         return 1
     if len(runs) < len(all_runs):
         print(f"skipped {len(all_runs) - len(runs)} unfinished run(s) (--include-unfinished to use them)")
     kind = "peak" if args.peak else f"last{args.last}avg"
-    out = Path(args.output or Path(args.logdir) / "comparison" / f"table_{kind}.png")
+    out = Path(args.output or Path(logdirs[0]) / "comparison" / f"table_{kind}.png")
     baseline = default_baseline(runs) if args.baseline is None else (args.baseline or None)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     tables = [build_table(runs, m, args.last, args.peak, baseline) for m in metrics]
     labels, note = short_names(tables[0].rows)
     text = caption(args.last, args.peak) + (f" Labels: {note}." if note else "")
     n_seeds = len({r.seed for r in runs})
-    title = f"{'peak' if args.peak else f'mean of last {args.last} evaluations'} ({args.logdir}, {n_seeds} seed(s))"
+    title = f"{'peak' if args.peak else f'mean of last {args.last} evaluations'} ({', '.join(logdirs)}, {n_seeds} seed(s))"
     plot_tables(tables, labels, out, title, text)
     md = to_markdown(tables, labels, text)
     out.with_suffix(".md").write_text(md)

@@ -18,7 +18,7 @@ for seed_offset in $(seq 0 $((SEEDS - 1))); do   # seed-major: an interrupted ru
   for s in $SCHEDULES; do
     cdo-train --config "$HERE/../configs/demo.yaml" --config "$HERE/../configs/curriculum_$s.yaml" \
       --data-root "$OUT/data" --image-size "$SIZE" --epochs "$EPOCHS" --eval-every 1 \
-      --seed $((111 + seed_offset)) --seeds 1 --output-dir "$OUT/result" --no-progress
+      --seed $((111 + seed_offset)) --seeds 1 --output-dir "$OUT/result" --no-progress --exist-ok
   done
 done
 echo "== 3/3 comparison tables and learning curves in $OUT/result/comparison"

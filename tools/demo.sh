@@ -10,7 +10,7 @@ echo "== 1/5 demo data -> $OUT/data"
 python -m cdo_train.data.demo "$OUT/data"
 
 echo "== 2/5 training (configs/demo.yaml: weave and grain, 128 px, 12 epochs)"
-cdo-train --config configs/demo.yaml --data-root "$OUT/data" --output-dir "$OUT/result" --no-progress
+cdo-train --config configs/demo.yaml --data-root "$OUT/data" --output-dir "$OUT/result" --no-progress --exist-ok
 
 echo "== 3/5 export $RUN -> $OUT/bundle (fp32 + fp16 + int8 ONNX)"
 cdo-export "$RUN" -o "$OUT/bundle" --fp16 --int8 --force
@@ -18,7 +18,7 @@ cdo-export "$RUN" -o "$OUT/bundle" --fp16 --int8 --force
 echo "== 4/5 inspecting $OUT/data/weave/test with cdo-inspect --once"
 rm -rf "$OUT/inspect"
 cdo-inspect "$OUT/bundle" --source "$OUT/data/weave/test" --once --out "$OUT/inspect" --overlays ng
-echo "-- decisions vs ground truth (weave test set)"
+echo "-- decisions vs ground truth (weave test set; in-sample: the thresholds are the F1-optimal ones on these images)"
 python tools/demo_report.py "$OUT/inspect/results.jsonl"
 echo "overlays of NG parts: $OUT/inspect/overlays/"
 

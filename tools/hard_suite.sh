@@ -13,6 +13,9 @@
 # EXTRA="..." adds cdo-train options to every run of this call (e.g. EXTRA="--image-size 128").
 #
 # Experiments are named in preset() below; each writes result/hard/<experiment>/<class>/seed_<n>.
+# Re-running skips finished runs, continues interrupted ones (cdo-train --resume, from their checkpoint)
+# and starts runs that died before their first checkpoint again (--exist-ok). DATA_CLASSES, N_TRAIN,
+# N_TEST_GOOD, N_TEST_DEFECT and SIZE shrink the generated data (tests).
 # Peers (anomalib PatchCore on the same teacher) and tables: tools/peers.py (see docs/hard_surfaces.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +29,10 @@ CLASSES=${CLASSES:-"turf cells speckle weave grain"}
 EXPERIMENTS=${EXPERIMENTS:-"default"}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-$PY -m cdo_train.data.demo "$DATA" --classes turf cells speckle weave grain \
-  --n-train 60 --n-test-good 30 --n-test-defect 40 --photo
+EXTRA=${EXTRA:-}
+# shellcheck disable=SC2086
+$PY -m cdo_train.data.demo "$DATA" --classes ${DATA_CLASSES:-turf cells speckle weave grain} --n-train "${N_TRAIN:-60}" --n-test-good "${N_TEST_GOOD:-30}" \
+  --n-test-defect "${N_TEST_DEFECT:-40}" --size "${SIZE:-256}" --photo
 
 preset() {  # experiment -> cdo-train options on top of the defaults
   case "$1" in
@@ -41,12 +46,16 @@ preset() {  # experiment -> cdo-train options on top of the defaults
   esac
 }
 
+finished() {  # run folder -> whether it holds a finished run (an interrupted one has a summary too)
+  [ -f "$1/summary.json" ] && ! grep -q '"status": "interrupted"' "$1/summary.json"
+}
+
 jobs_list() {
   for exp in $EXPERIMENTS; do
     preset "$exp" >/dev/null
     for s in $(seq 0 $((SEEDS - 1))); do
       for c in $CLASSES; do
-        if [ ! -f "$OUT/$exp/$c/seed_$((111 + s))/summary.json" ]; then
+        if ! finished "$OUT/$exp/$c/seed_$((111 + s))"; then
           echo "$exp $c $((111 + s))"
         fi
       done
@@ -54,12 +63,17 @@ jobs_list() {
   done
 }
 
-run_one() {  # experiment class seed; finished runs (summary.json present) are skipped on a re-run
-  # shellcheck disable=SC2046
-  $TRAIN $(preset "$1") ${EXTRA:-} --data-root "$DATA" --class-name "$2" --seed "$3" --output-dir "$OUT" --name "$1" \
-    --no-progress > "$OUT/logs/$1-$2-$3.log" 2>&1 && echo "done $1 $2 $3" || echo "FAILED $1 $2 $3 (see $OUT/logs)"
+run_one() {  # experiment class seed; finished runs are skipped by jobs_list
+  local run="$OUT/$1/$2/seed_$3" log="$OUT/logs/$1-$2-$3.log"
+  if [ -f "$run/checkpoint.pt" ]; then  # interrupted: continue where it stopped
+    $TRAIN --resume "$run" --no-progress >> "$log" 2>&1
+  else  # never started, or died before its first checkpoint: start again (clears the folder)
+    # shellcheck disable=SC2046,SC2086
+    $TRAIN $(preset "$1") $EXTRA --data-root "$DATA" --class-name "$2" --seed "$3" --output-dir "$OUT" --name "$1" \
+      --exist-ok --no-progress > "$log" 2>&1
+  fi && echo "done $1 $2 $3" || echo "FAILED $1 $2 $3 (see $OUT/logs)"
 }
 export -f run_one preset
 export TRAIN DATA OUT EXTRA
 mkdir -p "$OUT/logs"
-jobs_list | xargs -P "$JOBS" -L 1 bash -c 'run_one "$0" "$1" "$2"'
+jobs_list | xargs -r -P "$JOBS" -L 1 bash -c 'run_one "$0" "$1" "$2"'  # -r: nothing left, nothing run

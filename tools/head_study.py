@@ -48,7 +48,7 @@ from cdo_train.evaluation import load_images
 from cdo_train.memory_bank import MemoryBank, greedy_coreset, patch_features
 from cdo_train.metrics import compute_metrics
 from cdo_train.runio import load_model
-from cdo_train.trainer import _split_train
+from cdo_train.data.splits import train_split
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 
@@ -67,7 +67,7 @@ def _features(model, images: np.ndarray, batch: int = 8):
 def _held_out(model, cfg: dict, class_name: str):
     """Teacher/student features of the run's held-out good training images (the trainer's split)."""
     train_cfg = TrainConfig().merged(cfg)
-    _, train, held = _split_train(train_cfg, class_name, train_cfg.seed)
+    train, held = train_split(train_cfg, class_name, train_cfg.seed)
     if not held:
         raise SystemExit(f"Error: {class_name}: no held-out good images to normalise with")
     return train, _features(model, load_images(held, model.cfg.image_size).images)

@@ -20,6 +20,7 @@ Three layouts are registered in ``LAYOUTS`` (``root`` is the folder you pass):
 
   ``split="test"`` returns ``[]``: there is no labelled test set, so the trainer
   calibrates the threshold on good images held out with ``split_holdout``.
+  Recursive search and anomalib-style labelled folders: :mod:`.folders`.
 
 Image suffixes: png, jpg, jpeg, bmp, tif, tiff (any case); other and hidden files
 are ignored. Listing is cheap (no decoding); ``load_sample`` reads the pixels and
@@ -50,7 +51,8 @@ import numpy as np
 from cdo_deploy.errors import CdoError
 from cdo_deploy.registry import Registry
 
-from .io import IMAGE_EXTENSIONS, Size, is_image_file, read_image, read_mask, resize
+from .folders import FolderSpec, folder_classes, folder_samples, images_in, no_images_error
+from .io import IMAGE_EXTENSIONS, Size, read_image, read_mask, resize
 
 __all__ = [
     "LAYOUTS",
@@ -95,13 +97,6 @@ class _Layout:
 LAYOUTS: Registry[_Layout] = Registry("dataset layout")
 
 
-def _images_in(folder: Path) -> list[Path]:
-    """Sorted image files directly inside ``folder`` (not recursive)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if is_image_file(p))
-
-
 def _check_root(root: Path | str) -> Path:
     root = Path(root).expanduser()
     if not root.exists():
@@ -121,13 +116,9 @@ def _class_dir(root: Path, class_name: str, dataset: str) -> Path:
 
 
 def _require_images(folder: Path, what: str) -> list[Path]:
-    images = _images_in(folder)
+    images = images_in(folder)
     if not images:
-        state = "is empty" if folder.is_dir() else "does not exist"
-        raise CdoError(
-            f"no {what} images: {folder} {state} "
-            f"(expected files with suffix {', '.join(sorted(IMAGE_EXTENSIONS))})"
-        )
+        raise no_images_error(what, folder, "")
     return images
 
 
@@ -160,7 +151,7 @@ def _mvtec2d_samples(root: Path, class_name: str, split: str) -> list[Sample]:
         return [Sample(p, 0, None, GOOD) for p in images]
     samples = []
     for type_dir in _test_types(class_dir):
-        for image in _images_in(type_dir):
+        for image in images_in(type_dir):
             if type_dir.name == GOOD:
                 samples.append(Sample(image, 0, None, GOOD))
             else:
@@ -179,7 +170,7 @@ def _mvtec3d_samples(root: Path, class_name: str, split: str) -> list[Sample]:
         return [Sample(p, 0, None, GOOD) for p in images]
     samples = []
     for type_dir in _test_types(class_dir):
-        for image in _images_in(type_dir / "rgb"):
+        for image in images_in(type_dir / "rgb"):
             if type_dir.name == GOOD:
                 samples.append(Sample(image, 0, None, GOOD))
             else:
@@ -190,34 +181,10 @@ def _mvtec3d_samples(root: Path, class_name: str, split: str) -> list[Sample]:
     return samples
 
 
-def _folder_dir(root: Path, class_name: Optional[str]) -> Path:
-    if class_name and (root / class_name).is_dir():
-        return root / class_name
-    return root
-
-
-def _folder_classes(root: Path) -> list[str]:
-    if _images_in(root):
-        return [root.name]
-    subs = sorted(p.name for p in root.iterdir() if p.is_dir() and _images_in(p))
-    if not subs:
-        raise CdoError(
-            f"no images in {root} or its sub-folders (folder layout: put good images in "
-            f"{root}/*.png or {root}/<class>/*.png)"
-        )
-    return subs
-
-
-def _folder_samples(root: Path, class_name: Optional[str], split: str) -> list[Sample]:
-    if split == "test":
-        return []
-    folder = _folder_dir(root, class_name)
-    return [Sample(p, 0, None, GOOD) for p in _require_images(folder, "training")]
-
-
 LAYOUTS.register("mvtec2d")(_Layout(_mvtec_classes, _mvtec2d_samples))
 LAYOUTS.register("mvtec3d")(_Layout(_mvtec_classes, _mvtec3d_samples))
-LAYOUTS.register("folder")(_Layout(_folder_classes, _folder_samples))
+LAYOUTS.register("folder")(_Layout(lambda root: folder_classes(FolderSpec(root)),
+                                   lambda root, cls, split: folder_samples(FolderSpec(root), cls, split)))
 
 
 def list_classes(dataset: str, root: Path | str) -> list[str]:

@@ -3,12 +3,18 @@
 The bundle format is defined in :mod:`cdo_deploy.bundle`; :data:`EXPORT_FORMATS`
 is the one table of what can be written.
 
+The package itself is callable: ``cdo_train.export(run_dir, out, fp16=True)``
+is :func:`cdo_train.api.export` (the Python twin of ``cdo-export``).
+
 Example:
     >>> from cdo_train.export import ExportOptions, export_run
     >>> res = export_run("result/exp/weave/seed_111", "bundle", ExportOptions(fp16=True))  # doctest: +SKIP
     >>> [f.format for f in res.files]                                                      # doctest: +SKIP
     ['onnx', 'onnx-fp16']
 """
+
+import sys
+import types
 
 from .formats import EXPORT_FORMATS, ExportFormat, ExportOptions, format_rows
 
@@ -35,3 +41,15 @@ def __getattr__(name: str):
 
         return tensorrt_problems
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _CallableModule(types.ModuleType):
+    """``cdo_train.export`` is both this package and the export function of the Python API."""
+
+    def __call__(self, run_dir, out, **options):
+        from ..api import export
+
+        return export(run_dir, out, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -57,6 +57,8 @@ def _list_formats() -> None:
 @click.option("--model-name", default="cdo", show_default=True, help="Triton model name.")
 @click.option("--simplify/--no-simplify", default=None, help="Fold constants with onnxslim [on when installed].")
 @click.option("--force", "-f", is_flag=True, help="Replace an existing bundle folder / Triton model.")
+@click.option("--allow-interrupted", is_flag=True,
+              help="Export a run that was interrupted (weights as they were; cdo-train --resume finishes it).")
 @click.option("--list-formats", is_flag=True, help="Show the export formats and whether they work here, then exit.")
 @click.option("-v", "--verbose", count=True)
 def _cli(run_dir, bundle, list_formats, verbose, **flags):

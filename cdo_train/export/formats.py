@@ -129,6 +129,7 @@ class ExportOptions:
         simplify: ``None`` = simplify with onnxslim when installed; True requires it.
         verify: compare ONNX Runtime with PyTorch on a few images before writing.
         force: replace an existing bundle folder.
+        allow_interrupted: export a run that was interrupted (``summary.json`` status) as it is.
     """
 
     opset: int = 17
@@ -149,6 +150,7 @@ class ExportOptions:
     simplify: bool | None = None
     verify: bool = True
     force: bool = False
+    allow_interrupted: bool = False
 
     @property
     def precision(self) -> str:

@@ -79,7 +79,8 @@ def variant_report(bundle_dir: str | Path, run_dir: str | Path | None = None, ba
     Raises:
         CdoError: no run folder or no labelled test set.
     """
-    from ..data import list_samples
+    from ..config import TrainConfig
+    from ..data.splits import samples as split_samples
     from ..evaluation import load_images
     from ..metrics import compute_metrics
     from ..runio import load_model
@@ -92,7 +93,7 @@ def variant_report(bundle_dir: str | Path, run_dir: str | Path | None = None, ba
     cfg = info.config
     classes = cfg.get("class_names") or [None]
     try:
-        samples = list_samples(cfg.get("dataset", "mvtec2d"), cfg.get("data_root", ""), classes[0], "test")
+        samples = split_samples(TrainConfig().merged(cfg), classes[0], "test")
     except CdoError as e:
         raise CdoError(f"no test set for the report: {e}") from None
     if not samples:

@@ -75,7 +75,9 @@ def good_images(info: RunInfo, size: int, n: int, folder: Path | None = None) ->
     Raises:
         CdoError: ``folder`` is given but holds no images.
     """
-    from ..data import list_samples, load_sample, split_holdout
+    from ..config import TrainConfig
+    from ..data import list_samples, load_sample
+    from ..data.splits import train_split
 
     if folder is not None:
         samples = list_samples("folder", folder, None, "train")
@@ -84,17 +86,10 @@ def good_images(info: RunInfo, size: int, n: int, folder: Path | None = None) ->
         root = cfg.get("data_root")
         if not root or not Path(root).is_dir():
             return None
-        dataset = cfg.get("dataset", "mvtec2d")
-        classes = cfg.get("class_names") or []
-        cls = classes[0] if classes else None
-        if dataset == "folder" and cls == "folder":
-            cls = None
         try:
-            samples = list_samples(dataset, root, cls, "train")
-            if cfg.get("max_train_images"):
-                samples = samples[: int(cfg["max_train_images"])]
-            samples, _holdout = split_holdout(samples, float(cfg.get("holdout_fraction", 0.1)),
-                                              int(cfg.get("seed", 0)))
+            train_cfg = TrainConfig().merged(cfg)
+            classes = list(train_cfg.class_names)
+            samples, _holdout = train_split(train_cfg, classes[0] if classes else "all", train_cfg.seed)
         except CdoError as e:
             log.warning("training images of %s are not usable: %s", info.run_dir, e)
             return None

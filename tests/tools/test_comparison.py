@@ -112,3 +112,27 @@ def test_main_writes_png_markdown_csv_and_curves(logdir, tmp_path, capsys):
     assert float(rows[0]["mean_mean"]) == pytest.approx(0.6) and rows[1]["b_std"] == ""
     assert comparison.main(["--logdir", str(logdir), "-o", str(tmp_path / "p.png"), "--peak"]) == 0
     assert comparison.main(["--logdir", str(tmp_path / "empty")]) == 1
+
+
+def test_runs_are_found_at_any_depth_and_in_several_logdirs(tmp_path, capsys):
+    a, b = tmp_path / "machine_a" / "result", tmp_path / "machine_b" / "result"
+    _write_run(a / "hard", "default", "turf", 111, [0.5], curriculum="none")
+    _write_run(a / "hard", "default", "turf", 112, [0.7], curriculum="none")
+    _write_run(a, "flat-none", "turf", 111, [0.6], curriculum="none")
+    _write_run(b / "deep" / "er", "linear", "turf", 111, [0.8])
+    _write_run(a / "hard", "default", "cells", 111, [0.1], curriculum="none", finished=False)
+    (a / "hard" / "default" / "cells" / "seed_111" / "summary.json").write_text('{"status": "interrupted"}')
+    runs = comparison.find_runs([a, b])
+    assert sorted({r.experiment for r in runs}) == ["deep/er/linear", "flat-none", "hard/default"]
+    assert [r.finished for r in runs if r.class_name == "cells"] == [False]  # interrupted is not finished
+    assert comparison.find_runs(a / "hard" / "default")[0].experiment == "default"  # an experiment folder itself
+    assert len(comparison.find_runs([a, tmp_path / "machine_a"])) == len(comparison.find_runs(a))  # nested: once
+    _write_run(b / "hard", "default", "turf", 111, [0.9], curriculum="none")  # the same run name on machine b
+    both = {r.experiment for r in comparison.find_runs([a, b])}
+    assert {"machine_a/result:hard/default", "machine_b/result:hard/default"} <= both
+    out = tmp_path / "cmp" / "t.png"
+    assert comparison.main(["--logdir", str(a), "--logdir", str(b), "-o", str(out), "--last", "1"]) == 0
+    md = out.with_suffix(".md").read_text()
+    assert "linear" in md and "default" in md and "flat-none" in md
+    assert comparison.main(["--logdir", str(tmp_path / "nope")]) == 1
+    assert "is not a folder" in capsys.readouterr().err

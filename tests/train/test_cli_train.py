@@ -77,7 +77,10 @@ def test_folder_dataset_calibrates_on_held_out_good_images(tiny_demo_root, tmp_p
     r = run_cli("cdo-train", "--dataset", "folder", "--data-root", good, "--output-dir", out, "--backbone", "resnet18",
                 "--teacher-weights", "random", "--name", "line3", *FAST)
     assert r.returncode == 0, r.stderr
-    calib = json.loads((out / "line3" / "folder" / "seed_111" / "calibration.json").read_text())
+    calib = json.loads((out / "line3" / "good" / "seed_111" / "calibration.json").read_text())  # named after its folder
     assert calib["source"] == "good_holdout"
     ns = calib["normal_stats"]
     assert calib["image_threshold"] == ns["mean"] + 3 * ns["std"] and calib["pixel_threshold"] > 0
+    # 8 images, 10 % held out: one image calibrates, which is recorded and warned about in one line
+    assert (calib["n"], calib["reliable"]) == (1, False) and "fewer than 10" in calib["warning"]
+    assert "only 1 good image(s) (hold-out) calibrate the thresholds" in r.stderr

@@ -70,8 +70,9 @@ def test_two_processes_match_one_and_write_one_checkpoint(tiny_demo_root, tmp_pa
         two[0].run_dir.relative_to(tmp_path / "two") / "model.safetensors"]
     tp = json.loads((two[0].run_dir / "throughput.json").read_text())
     assert tp["processes"] == 2 and tp["images_per_s"] > 0 and tp["images"] == 14  # 2 epochs x 7 images
+    assert len(tp["per_epoch_images_per_s"]) == 2 and tp["cold_epoch_images_per_s"] == tp["per_epoch_images_per_s"][:1]
     lines = (two[0].run_dir / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and all(json.loads(x)["images_per_s"] > 0 for x in lines)  # one writer
+    assert len(lines) == 2  # one writer
 
 
 @pytest.mark.slow

@@ -1,0 +1,113 @@
+"""What a training config reads: its classes and the training, hold-out, test and calibration images.
+
+One place for the rules, used by both trainers and by the exporter (which
+calibrates int8 on the same training images, never on the hold-out):
+
+* classes: ``class_names``, or every class of the layout for ``all``; a
+  folder dataset's class is named after its folder (or ``--class-name``);
+* training images: the layout's good training images, cut to
+  ``max_train_images``, minus the hold-out;
+* hold-out: ``holdout_fraction`` of the training images (seeded by the run's
+  seed), whose scores calibrate the thresholds; none when ``calibration_dir``
+  names a separate folder of good images for that;
+* test set: the layout's labelled test images (none for a good-only folder).
+
+Example:
+    >>> import tempfile
+    >>> from cdo_train.config import TrainConfig
+    >>> from cdo_train.data import make_demo_dataset
+    >>> root = make_demo_dataset(tempfile.mkdtemp(), classes=["weave"], n_train=10, n_test_good=1,
+    ...                          n_test_defect=1, size=32)
+    >>> cfg = TrainConfig(data_root=str(root), holdout_fraction=0.2)
+    >>> train, holdout = train_split(cfg, "weave", seed=1)
+    >>> run_classes(cfg), len(train), len(holdout), len(samples(cfg, "weave", "test"))
+    (['weave'], 8, 2, 2)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from cdo_deploy.errors import CdoError
+
+from .folders import FolderSpec, folder_classes, folder_samples, images_in, no_images_error
+from .io import read_image
+from .layouts import GOOD, Sample, _check_root, list_classes, list_samples, split_holdout
+
+__all__ = ["calibration_samples", "folder_spec", "run_classes", "samples", "train_split", "upscale_warning"]
+
+log = logging.getLogger(__name__)
+
+
+def _root(cfg: Any) -> Path:
+    if cfg.data_root is None:
+        raise CdoError("no dataset root: pass --data-root DIR (or set data_root in a --config file)")
+    return _check_root(cfg.data_root)
+
+
+def folder_spec(cfg: Any) -> FolderSpec:
+    """The :class:`FolderSpec` of a ``--dataset folder`` config (absolute paths)."""
+    def opt(key: str) -> Optional[Path]:
+        value = cfg.folder(key)
+        return Path(value) if value is not None else None
+
+    return FolderSpec(_root(cfg), opt("normal_dir"), opt("abnormal_dir"), opt("mask_dir"), opt("normal_test_dir"),
+                      cfg.recursive, cfg.test_split_ratio)
+
+
+def run_classes(cfg: Any) -> list[str]:
+    """The classes a config trains, in order."""
+    if cfg.dataset == "folder":
+        spec = folder_spec(cfg)
+        return list(cfg.class_names) if cfg.class_names != ("all",) else folder_classes(spec)
+    if "all" in cfg.class_names:
+        return list_classes(cfg.dataset, _root(cfg))
+    return list(cfg.class_names)
+
+
+def samples(cfg: Any, class_name: str, split: str) -> list[Sample]:
+    """The ``train`` or ``test`` samples of one class (see :mod:`.layouts` and :mod:`.folders`)."""
+    if cfg.dataset == "folder":
+        return folder_samples(folder_spec(cfg), class_name, split)
+    return list_samples(cfg.dataset, _root(cfg), class_name, split)
+
+
+def train_split(cfg: Any, class_name: str, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """(training samples, held-out good samples) of one class and seed.
+
+    Raises:
+        CdoError: no images, or nothing left to train on after the hold-out.
+    """
+    train = samples(cfg, class_name, "train")
+    if cfg.max_train_images:
+        train = train[: cfg.max_train_images]
+    if cfg.calibration_dir is not None:
+        return train, []
+    train, holdout = split_holdout(train, cfg.holdout_fraction, seed)
+    if not train:
+        raise CdoError(f"no training images left for {class_name} after the hold-out split")
+    return train, holdout
+
+
+def calibration_samples(cfg: Any, holdout: list[Sample]) -> list[Sample]:
+    """The good images whose scores set the thresholds: ``calibration_dir`` (recursive) or the hold-out."""
+    if cfg.calibration_dir is None:
+        return holdout
+    folder = Path(cfg.calibration_dir)
+    images = images_in(folder, recursive=True)
+    if not images:
+        raise no_images_error("calibration (--calibration-dir)", folder, "")
+    return [Sample(p, 0, None, GOOD) for p in images]
+
+
+def upscale_warning(train: list[Sample], size: int) -> Optional[str]:
+    """A warning when the training images (the first one is read) are smaller than ``size`` x ``size``."""
+    if not train:
+        return None
+    h, w = read_image(train[0].path).shape[:2]
+    if h >= size and w >= size:
+        return None
+    return (f"training images are {w}x{h} px, smaller than --image-size {size}: they are upscaled, which adds "
+            f"no detail and costs time; use --image-size {max(32, min(h, w) // 16 * 16)} (a multiple of 16)")

@@ -1,0 +1,17 @@
+"""The usage examples of the run-management modules' docstrings run (those not marked +SKIP)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["cdo_train.config", "cdo_train.checkpoint", "cdo_train.meters", "cdo_train.signals",
+           "cdo_train.data.folders", "cdo_train.data.splits"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0, f"{name}: {result.failed} of {result.attempted} failed"
