@@ -5,7 +5,9 @@ choices: the teacher and student are unchanged, so one forward pass per test
 image gives the features and every head variant is evaluated from them. For
 each finished run ``<logdir>/<experiment>/<class>/seed_<n>`` it evaluates
 
-* score rules: ``max`` and ``topk_mean`` with each ``--topk``;
+* score rules: ``max``, ``topk_mean`` with each ``--topk``, and the max minus the
+  image's own map mean or median (``max-mean``, ``max-median``: a global offset of
+  the whole map, e.g. from exposure, does not count);
 * blur sigmas (``--sigmas``, input pixels at 256 px);
 * level sets (``--levels``, e.g. ``012`` all, ``01`` strides 4 and 8);
 * level normalisation (``--norms``): ``none`` sums the raw per-level
@@ -111,7 +113,9 @@ def _scored(amap: torch.Tensor, test, topks) -> dict[str, dict[str, float]]:
     """``score rule -> metrics`` of full-size maps (B, 1, H, W): pixel metrics once, image AUROC per rule."""
     maps = amap[:, 0].numpy()
     flat = amap.flatten(1)
-    rules = {"max": flat.amax(1)}
+    rules = {"max": flat.amax(1),
+             "max-mean": flat.amax(1) - flat.mean(1),          # how far the worst spot stands out of its own
+             "max-median": flat.amax(1) - flat.median(1).values}  # image (robust to a global shift, e.g. exposure)
     for k in topks:
         rules[f"top{k}"] = flat.topk(min(k, flat.shape[1]), dim=1).values.mean(1)
     out, pixel = {}, None
