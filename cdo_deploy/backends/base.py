@@ -27,12 +27,16 @@ from ..bundle import INPUT_NAME
 from ..errors import CdoError
 from ..registry import Registry
 
-__all__ = ["BACKENDS", "Backend", "BackendOutput"]
+__all__ = ["BACKENDS", "HINTS", "Backend", "BackendOutput"]
 
 log = logging.getLogger(__name__)
 
 #: runtime backends by name; values are ``Backend`` subclasses.
 BACKENDS: Registry[type["Backend"]] = Registry("backend")
+
+#: performance hints (``Backend.set_options``): ``latency`` = one request at a time, as a line
+#: inspecting part by part; ``throughput`` = the runtime may run requests in parallel streams.
+HINTS = ("latency", "throughput")
 
 
 @dataclass
@@ -70,6 +74,8 @@ class Backend(abc.ABC):
         self.max_batch = int(max_batch)
         self.input_hw: tuple[int, int] | None = None
         self.device_label = ""
+        self.threads = 0
+        self.hint = "latency"
         self._loaded = False
         self._closed = False
 
@@ -88,6 +94,28 @@ class Backend(abc.ABC):
 
     def _close(self) -> None:
         """Release resources (default: nothing)."""
+
+    def set_options(self, threads: int = 0, hint: str = "latency") -> "Backend":
+        """CPU runtime settings, applied by the next :meth:`load`.
+
+        Args:
+            threads: CPU threads for inference; 0 = the runtime's default (one per core).
+                ONNX Runtime also stops its idle threads from spinning when a count is
+                given, so that runtimes or pipeline stages sharing the CPU do not steal
+                from each other. GPU backends ignore it.
+            hint: one of :data:`HINTS`; OpenVINO's ``PERFORMANCE_HINT``, ignored elsewhere.
+
+        Raises:
+            CdoError: a negative thread count or an unknown hint, or the backend is loaded.
+        """
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise CdoError(f"threads must be an integer >= 0 (0 = the runtime's default), got {threads!r}")
+        if hint not in HINTS:
+            raise CdoError(f"unknown performance hint {hint!r} (use {' or '.join(HINTS)})")
+        if self._loaded:
+            raise CdoError(f"{self.name}: set_options() must come before load()")
+        self.threads, self.hint = threads, hint
+        return self
 
     def load(self) -> "Backend":
         """Load the model; idempotent.

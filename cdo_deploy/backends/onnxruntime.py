@@ -7,6 +7,11 @@ Execution providers by ``device``:
     ``tensorrt[:N]``   TensorRT EP on GPU N (engine cache in ``$CDO_TRT_CACHE`` or
                        ``~/.cache/cdo/ort-trt``), then CUDA, then CPU
 
+``set_options(threads=N)`` fixes the intra-op thread count and turns off the
+idle spinning of those threads (``session.intra_op.allow_spinning = 0``): a
+runtime that shares the CPU with pipeline stages or another runtime should not
+burn it while waiting.
+
 Example:
     >>> from cdo_deploy.backends import create_backend
     >>> be = create_backend("onnxruntime", "bundle/model.onnx", device="cpu")  # doctest: +SKIP
@@ -93,6 +98,9 @@ class OnnxRuntimeBackend(Backend):
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = providers_for(self.device, ort.get_available_providers())
         try:
             self._sess = ort.InferenceSession(str(self.model_path), sess_options=opts, providers=providers)
