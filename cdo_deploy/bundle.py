@@ -96,6 +96,7 @@ class BundleMeta:
     openvino: dict[str, str] = field(default_factory=dict)
     calibration_images: list[str] = field(default_factory=list)
     int8_check: dict[str, Any] = field(default_factory=dict)
+    variant_thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
