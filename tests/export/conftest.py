@@ -12,13 +12,20 @@ import pytest
 
 from tests.conftest import run_cli
 
+INT8_TOLERANCE = 3
+
 
 @pytest.fixture(scope="session")
 def exported(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> types.SimpleNamespace:
-    """``cdo-export RUN -o bundle --fp16 --int8 --triton-repo triton`` run once; its paths and output."""
+    """``cdo-export RUN -o bundle --fp16 --int8 --triton-repo triton`` run once; its paths and output.
+
+    The 1-epoch random-teacher model loses about 1 pixel-AUROC point in int8 (a trained 256 px model
+    0.02, README): the int8 check runs with a tolerance of 3 points here.
+    """
     d = tmp_path_factory.mktemp("export_out")
     bundle, triton = d / "bundle", d / "triton"
     r = run_cli("cdo-export", trained_run, "-o", bundle, "--fp16", "--int8", "--calib-images", "8",
+                "--int8-tolerance", str(INT8_TOLERANCE),
                 "--triton-repo", triton, "--model-name", "weave_cdo", "--opt-batch", "4", "--max-batch", "16")
     assert r.returncode == 0, r.stderr
     return types.SimpleNamespace(run=trained_run, bundle=bundle, triton=triton, stdout=r.stdout, stderr=r.stderr)

@@ -81,6 +81,8 @@ def _one_line_error(r, needle: str) -> None:
     (["--engine", "--engine-precision", "int8"], "needs --int8"),
     (["--engine-precision", "fp16"], "only applies to --engine"),
     (["--calib-images", "8"], "only applies to --int8"),
+    (["--accept-int8"], "--accept-int8 only applies to --int8"),
+    (["--int8", "--int8-activations", "uint8", "--engine", "--engine-precision", "int8"], "needs --int8-activations int8"),
     (["--min-batch", "8", "--max-batch", "4"], "--min-batch"),
     (["--opt-batch", "64"], "--max-batch"),
 ])
