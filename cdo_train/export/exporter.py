@@ -322,17 +322,22 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
 
 
 def _openvino(tmp: Path, meta: BundleMeta, rec: _Recorder) -> None:
-    """One OpenVINO IR per ONNX variant (fp32 weights kept fp32), listed under ``openvino``."""
+    """OpenVINO IRs of the fp32 and int8 variants (weights as they are), listed under ``openvino``.
+
+    No fp16 IR: the backend runs with ``INFERENCE_PRECISION_HINT=f32`` (the head cancels in 16-bit
+    floats), so an fp16 IR would compute in fp32 from rounded weights.
+    """
     import openvino as ov
 
     for variant, file in meta.variants.items():
-        if not file.endswith(".onnx"):
+        if variant not in ("fp32", "int8") or not file.endswith(".onnx"):
             continue
         t = time.perf_counter()
         name = "model_openvino.xml" if variant == "fp32" else f"model_openvino_{variant}.xml"
         ov.save_model(ov.convert_model(str(tmp / file)), str(tmp / name), compress_to_fp16=False)
         meta.openvino[variant] = name
         rec.add("openvino", tmp / name, time.perf_counter() - t)
+        rec.add("openvino", (tmp / name).with_suffix(".bin"), 0.0)
 
 
 def _engine(opts: ExportOptions, tmp: Path, rec: _Recorder, problems: dict[str, list[str]]) -> None:

@@ -59,8 +59,8 @@ class ExportFormat:
         install: what to install when one is missing.
         cpu: runs on a CPU (ONNX Runtime).
         gpu: runs on an NVIDIA GPU (ONNX Runtime CUDA/TensorRT EP, TensorRT, Triton).
-        variant: key under ``variants`` in ``model.json`` (ONNX files only; ``openvino``: one IR per
-            ONNX variant under ``openvino``).
+        variant: key under ``variants`` in ``model.json`` (ONNX files only; ``openvino``: IRs of the
+            fp32 and int8 variants under ``openvino``).
     """
 
     name: str
@@ -79,7 +79,7 @@ EXPORT_FORMATS: tuple[ExportFormat, ...] = (
     ExportFormat("onnx-fp16", "--fp16", "model_fp16.onnx", ("onnx",), "pip install onnx", True, True, "fp16"),
     ExportFormat("onnx-int8", "--int8", "model_int8.onnx", ("onnxruntime.quantization",),
                  "pip install onnxruntime", True, True, "int8"),
-    ExportFormat("openvino", "--openvino", "model_openvino[_<variant>].xml + .bin", ("openvino",),
+    ExportFormat("openvino", "--openvino", "model_openvino[_int8].xml + .bin", ("openvino",),
                  "pip install 'cdo[openvino]' (openvino)", True, True, "openvino"),
     ExportFormat("engine", "--engine", "model_{precision}.engine", ("tensorrt",),
                  "pip install tensorrt (TensorRT >= 10, on the GPU machine that will run the engine)", False, True),
