@@ -8,24 +8,7 @@ Example:
     0.75
 """
 
-from cdo_deploy.metrics import (
-    METRIC_KEYS,
-    aupro,
-    compute_metrics,
-    f1_max,
-    image_auroc,
-    pixel_ap,
-    pixel_auroc,
-    pro_curve,
-)
+from cdo_deploy import metrics as _metrics
+from cdo_deploy.metrics import *  # noqa: F401,F403 - the re-export is the point
 
-__all__ = [
-    "METRIC_KEYS",
-    "aupro",
-    "compute_metrics",
-    "f1_max",
-    "image_auroc",
-    "pixel_ap",
-    "pixel_auroc",
-    "pro_curve",
-]
+__all__ = list(_metrics.__all__)

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import abc
+import importlib
 import logging
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..bundle import INPUT_NAME
+from ..bundle import INPUT_NAME, OUTPUT_NAMES
 from ..errors import CdoError
 from ..registry import Registry
 
@@ -94,6 +95,27 @@ class Backend(abc.ABC):
 
     def _close(self) -> None:
         """Release resources (default: nothing)."""
+
+    @staticmethod
+    def _module_missing(module: str, hint: str) -> str | None:
+        """``availability()`` helper: ``None`` when ``module`` imports, else the reason with ``hint``."""
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return f"{module} is not installed ({hint})"
+        return None
+
+    def _check_graph_io(self, inputs: list[str], outputs: list[str]) -> None:
+        """``_load()`` helper: the model must be a cdo bundle graph (``image`` -> ``anomaly_map``, ``score``).
+
+        Raises:
+            CdoError: naming what the model has instead.
+        """
+        if INPUT_NAME not in inputs or any(n not in outputs for n in OUTPUT_NAMES):
+            raise CdoError(
+                f"{self.model_path}: not a cdo bundle graph (inputs {inputs}, outputs {outputs}; "
+                f"expected {INPUT_NAME!r} -> {', '.join(OUTPUT_NAMES)})"
+            )
 
     def set_options(self, threads: int = 0, hint: str = "latency") -> "Backend":
         """CPU runtime settings, applied by the next :meth:`load`.

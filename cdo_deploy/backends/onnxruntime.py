@@ -86,11 +86,7 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def availability(cls) -> str | None:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return f"onnxruntime is not installed ({cls.install_hint})"
-        return None
+        return cls._module_missing("onnxruntime", cls.install_hint)
 
     def _load(self) -> None:
         import onnxruntime as ort
@@ -107,12 +103,7 @@ class OnnxRuntimeBackend(Backend):
         except Exception as e:  # onnxruntime raises its own exception types
             raise CdoError(f"onnxruntime cannot load {self.model_path}: {e}") from None
         inputs = {i.name: i for i in self._sess.get_inputs()}
-        outputs = [o.name for o in self._sess.get_outputs()]
-        if INPUT_NAME not in inputs or any(n not in outputs for n in OUTPUT_NAMES):
-            raise CdoError(
-                f"{self.model_path}: not a cdo bundle graph (inputs {list(inputs)}, outputs {outputs}; "
-                f"expected {INPUT_NAME!r} -> {', '.join(OUTPUT_NAMES)})"
-            )
+        self._check_graph_io(list(inputs), [o.name for o in self._sess.get_outputs()])
         shape = inputs[INPUT_NAME].shape
         if isinstance(shape[1], int) and isinstance(shape[2], int):
             self.input_hw = (shape[1], shape[2])

@@ -95,11 +95,7 @@ class OpenVinoBackend(Backend):
 
     @classmethod
     def availability(cls) -> str | None:
-        try:
-            import openvino  # noqa: F401
-        except ImportError:
-            return f"openvino is not installed ({cls.install_hint})"
-        return None
+        return cls._module_missing("openvino", cls.install_hint)
 
     def _load(self) -> None:
         import openvino as ov
@@ -111,12 +107,7 @@ class OpenVinoBackend(Backend):
         except RuntimeError as e:  # OpenVINO raises RuntimeError for unreadable or unsupported models
             raise CdoError(f"openvino cannot read {self.model_path}: {str(e).splitlines()[0]}") from None
         inputs = {p.get_any_name(): p for p in model.inputs}
-        outputs = [p.get_any_name() for p in model.outputs]
-        if INPUT_NAME not in inputs or any(n not in outputs for n in OUTPUT_NAMES):
-            raise CdoError(
-                f"{self.model_path}: not a cdo bundle graph (inputs {list(inputs)}, outputs {outputs}; "
-                f"expected {INPUT_NAME!r} -> {', '.join(OUTPUT_NAMES)})"
-            )
+        self._check_graph_io(list(inputs), [p.get_any_name() for p in model.outputs])
         shape = inputs[INPUT_NAME].get_partial_shape()
         if shape.rank.get_length() == 4 and shape[1].is_static and shape[2].is_static:
             self.input_hw = (shape[1].get_length(), shape[2].get_length())

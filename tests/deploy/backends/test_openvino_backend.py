@@ -112,3 +112,22 @@ def test_an_ir_in_the_bundle_is_preferred_over_the_onnx_file(tiny_bundle, tmp_pa
     x = to_model_input(part(True), tiny.size, tiny.size)[None]
     with create_backend("openvino", files[0].path, device="cpu") as be:
         np.testing.assert_allclose(be.infer(x).anomaly_map, tiny.reference(x)[0], atol=1e-5)
+
+
+def test_auto_rule_int8_on_openvino_everything_else_on_onnxruntime(tmp_path):
+    """The documented auto rule (cdo_deploy.formats.auto_order), on real files of a bundle folder."""
+    from cdo_deploy.bundle import BundleMeta
+    from cdo_deploy.formats import resolve_model_file
+
+    for name in ("model.onnx", "model_int8.onnx"):
+        (tmp_path / name).write_bytes(b"x")
+    meta = BundleMeta(height=32, width=32, backbone="t", variants={"fp32": "model.onnx", "int8": "model_int8.onnx"})
+    both = ("onnxruntime", "openvino")
+
+    def pick(variant, available):
+        f = resolve_model_file(tmp_path, meta, "auto", variant, available)
+        return f.backend, f.variant
+
+    assert pick(None, both) == ("onnxruntime", "fp32")
+    assert pick("int8", both) == ("openvino", "int8")
+    assert pick("int8", ("onnxruntime",)) == ("onnxruntime", "int8")
