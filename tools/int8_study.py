@@ -35,12 +35,16 @@ DEFAULT_SETTINGS = ("minmax", "percentile", "entropy", "minmax+ends", "percentil
 
 
 def parse(setting: str) -> dict:
-    spec, _, source = setting.partition(":")
-    spec, _, act = spec.partition("/")
-    spec, _, n = spec.partition("@")
-    method, _, ends = spec.partition("+")
-    return {"name": setting, "method": method, "keep_ends": ends == "ends", "n": int(n) if n else 64,
-            "activations": act or "int8", "extra": source == "extra"}
+    """``minmax+ends@200/uint8:extra`` -> its parts (suffixes in any order)."""
+    import re
+
+    m = re.fullmatch(r"(minmax|percentile|entropy)((?:\+ends|@\d+|/uint8|/int8|:extra)*)", setting)
+    if m is None:
+        raise SystemExit(f"bad setting {setting!r}: method[+ends][@N][/uint8][:extra]")
+    mods = m.group(2)
+    n = re.search(r"@(\d+)", mods)
+    return {"name": setting, "method": m.group(1), "keep_ends": "+ends" in mods, "n": int(n.group(1)) if n else 64,
+            "activations": "uint8" if "/uint8" in mods else "int8", "extra": ":extra" in mods}
 
 
 def main(argv: list[str] | None = None) -> None:

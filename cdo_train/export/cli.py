@@ -24,6 +24,7 @@ from .formats import (
     ENGINE_PRECISIONS,
     INT8_ACTIVATIONS,
     MAX_OPSET,
+    MEASURED_ON,
     MIN_OPSET,
     ExportOptions,
     format_rows,
@@ -33,12 +34,18 @@ __all__ = ["main"]
 
 
 def _list_formats() -> None:
+    from cdo_deploy.cpu import cpu_info
+
     rows = format_rows()
     cols = ("format", "flag", "file", "cpu", "gpu", "here")
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
     click.echo("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         click.echo("  ".join(r[c].ljust(widths[c]) for c in cols))
+    click.echo(f"\nmeasured on {MEASURED_ON}:")
+    for r in rows:
+        click.echo(f"  {r['format']}: speed {r['speed']}; accuracy {r['accuracy']}; depends on {r['depends on']}")
+    click.echo(f"\nthis CPU: {cpu_info().describe()}")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -66,6 +66,10 @@ def test_list_formats_shows_the_table():
     for name in ("onnx", "onnx-fp16", "onnx-int8", "engine", "triton"):
         assert re.search(rf"^{name}\s", r.stdout, re.M), r.stdout
     assert "tensorrt" in r.stdout.lower()
+    # the measured speed/accuracy and the CPU features they depend on, for every format
+    assert "measured on" in r.stdout and re.search(r"^this CPU: .*AVX2 (yes|no), .*VNNI (yes|no), AMX", r.stdout, re.M)
+    for name in ("onnx", "onnx-fp16", "onnx-int8", "openvino", "engine"):
+        assert re.search(rf"^  {name}: speed .+; accuracy .+; depends on .+", r.stdout, re.M), name
 
 
 def _one_line_error(r, needle: str) -> None:
