@@ -25,7 +25,17 @@ def test_bench_data_rows_for_every_variant_and_trainers_metrics(exported, tiny_d
         acc = rows[(backend, "fp32")]["accuracy"]
         for key in ("image_auroc", "pixel_auroc", "aupro", "pixel_ap"):
             assert acc[key] == pytest.approx(last[key], abs=1e-4), (backend, key)
-        assert rows[(backend, "fp32")]["agreement_pct"] == 100.0
+    assert rows[("onnxruntime", "fp32")]["agreement_pct"] == 100.0  # the reference row
+    # OpenVINO fp32 differs from ONNX Runtime by ~1e-6: a part may flip only where its score sits on the threshold
+    flipped = rows[("openvino", "fp32")]["flipped"]
+    if flipped:
+        from cdo_deploy.labelled import load_labelled
+        from cdo_train.export.verify import FP32_TOL, onnx_session, run_onnx
+
+        data = load_labelled(tiny_demo_root / "weave", 64, 64)
+        _, scores = run_onnx(onnx_session(exported.bundle / "model.onnx"), data.inputs)
+        near = {n for n, sc in zip(data.names, scores) if abs(sc - doc["thresholds"]["image"]) <= FP32_TOL}
+        assert set(flipped) <= near, (flipped, doc["thresholds"])
     for k in wanted:
         row = rows[k]
         assert row["e2e_ms"]["p50"] > 0 and set(row["parts"]) == {"good", "defective"}
