@@ -20,6 +20,11 @@ AVX512-BF16 (and in fp16 on GPUs), and the discrepancy head ``2 - 2 cos``
 cancels in 16-bit floats. Reduced precision comes from the bundle's variants
 (fp16, int8), never silently from the runtime.
 
+Telemetry: ``import openvino`` sends a Google Analytics event (``openvino_telemetry``,
+on unless the user opted out with ``opt_in_out --opt_out``); a line PC must not phone
+home. cdo imports OpenVINO only through :func:`import_openvino`, which hides the
+telemetry package so that OpenVINO falls back to its own no-op stub.
+
 Example:
     >>> from cdo_deploy.backends import create_backend
     >>> be = create_backend("openvino", "bundle/model_int8.onnx", device="cpu", threads=2)  # doctest: +SKIP
@@ -29,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import numpy as np
@@ -37,11 +43,25 @@ from ..bundle import INPUT_NAME, OUTPUT_NAMES
 from ..errors import CdoError
 from .base import BACKENDS, Backend
 
-__all__ = ["OpenVinoBackend", "openvino_devices", "openvino_device_name"]
+__all__ = ["OpenVinoBackend", "import_openvino", "openvino_devices", "openvino_device_name"]
 
 log = logging.getLogger(__name__)
 
 _INSTALL = "pip install 'cdo[openvino]' (the openvino package)"
+
+
+def import_openvino() -> Any:
+    """``import openvino`` without its telemetry (module docstring); the module, or ``ImportError``.
+
+    Hides ``openvino_telemetry`` (``sys.modules`` entry ``None``: importing it raises
+    ``ImportError``, on which OpenVINO uses ``openvino.tools.ovc.telemetry_stub``) unless
+    OpenVINO or the telemetry package is already imported in this process.
+    """
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    import openvino
+
+    return openvino
 
 
 def openvino_devices() -> dict[str, str]:
@@ -51,7 +71,7 @@ def openvino_devices() -> dict[str, str]:
         CdoError: OpenVINO is not installed.
     """
     try:
-        import openvino as ov
+        ov = import_openvino()
     except ImportError:
         raise CdoError(f"openvino is not installed ({_INSTALL})") from None
     core = ov.Core()
@@ -95,10 +115,14 @@ class OpenVinoBackend(Backend):
 
     @classmethod
     def availability(cls) -> str | None:
-        return cls._module_missing("openvino", cls.install_hint)
+        try:
+            import_openvino()
+        except ImportError:
+            return f"openvino is not installed ({cls.install_hint})"
+        return None
 
     def _load(self) -> None:
-        import openvino as ov
+        ov = import_openvino()
 
         core = ov.Core()
         target = openvino_device_name(self.device, list(core.available_devices))

@@ -327,8 +327,9 @@ def _openvino(tmp: Path, meta: BundleMeta, rec: _Recorder) -> None:
     No fp16 IR: the backend runs with ``INFERENCE_PRECISION_HINT=f32`` (the head cancels in 16-bit
     floats), so an fp16 IR would compute in fp32 from rounded weights.
     """
-    import openvino as ov
+    from cdo_deploy.backends.openvino import import_openvino
 
+    ov = import_openvino()
     for variant, file in meta.variants.items():
         if variant not in ("fp32", "int8") or not file.endswith(".onnx"):
             continue

@@ -131,3 +131,27 @@ def test_auto_rule_int8_on_openvino_everything_else_on_onnxruntime(tmp_path):
     assert pick(None, both) == ("onnxruntime", "fp32")
     assert pick("int8", both) == ("openvino", "int8")
     assert pick("int8", ("onnxruntime",)) == ("onnxruntime", "int8")
+
+
+def test_openvino_never_phones_home(tiny_bundle, tmp_path):
+    """`import openvino` sends a Google Analytics event; cdo's backend, device list and IR export must not."""
+    import subprocess
+    import sys
+
+    from tests.netguard import blocked_env
+
+    env, attempts = blocked_env(tmp_path)
+    code = (
+        "import numpy as np\n"
+        "from cdo_deploy.backends import available_backends, create_backend, openvino_devices\n"
+        "assert 'openvino' in available_backends() and 'CPU' in openvino_devices()\n"
+        f"be = create_backend('openvino', {str(tiny_bundle / 'model.onnx')!r}, device='cpu')\n"
+        "be.infer(np.zeros((1, 32, 32, 3), np.uint8))\n"
+        "from cdo_deploy.backends.openvino import import_openvino\n"
+        f"ov = import_openvino(); ov.save_model(ov.convert_model({str(tiny_bundle / 'model.onnx')!r}), "
+        f"{str(tmp_path / 'm.xml')!r})\n"
+        "import time; time.sleep(1)  # telemetry is sent from a background process\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert attempts.read_text() == "", attempts.read_text()[:2000]
