@@ -16,7 +16,14 @@ Everything from the uint8 cast to the score runs inside the graph.
     train{...resolved config...}, metrics{...}, onnx_sha256,
     variants{name: file}  (e.g. fp32 -> model.onnx, fp16 -> model_fp16.onnx),
     engines{name: file}   (TensorRT engines built on the target machine),
-    sha256{file: hex}     (SHA-256 of every model file listed above)
+    openvino{name: file}  (OpenVINO IRs, cdo-export --openvino: model_openvino*.xml + .bin),
+    sha256{file: hex}     (SHA-256 of every model file listed above, an IR's .bin included),
+    calibration_images[]  (the good training images export checked and calibrated on; absolute
+                           paths on the training machine; cdo-bench times them where readable),
+    int8_check{...}       (cdo-export --int8: int8 against fp32 on held-out good and test images,
+                           the tolerance, the measured deltas and whether it passed),
+    variant_thresholds{variant: {image, pixel, source, normal_stats}}  (a variant's own thresholds,
+                           re-calibrated on its outputs by training's rule; used when it runs)
 
 Integrity: :meth:`BundleMeta.save` records the SHA-256 of every listed model
 file present in the folder (so ``cdo-export``, ``--aoti`` and ``build-engine``
@@ -86,6 +93,10 @@ class BundleMeta:
     variants: dict[str, str] = field(default_factory=lambda: {"fp32": ONNX_FILE})
     engines: dict[str, str] = field(default_factory=dict)
     sha256: dict[str, str] = field(default_factory=dict)
+    openvino: dict[str, str] = field(default_factory=dict)
+    calibration_images: list[str] = field(default_factory=list)
+    int8_check: dict[str, Any] = field(default_factory=dict)
+    variant_thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -159,8 +170,10 @@ class BundleMeta:
 
 
 def listed_files(meta: BundleMeta) -> list[str]:
-    """Model files ``model.json`` lists (``variants`` and ``engines``), relative to the bundle, in order."""
-    return list(dict.fromkeys([*meta.variants.values(), *meta.engines.values()]))
+    """Model files ``model.json`` lists (``variants``, ``engines``, ``openvino`` IRs with their ``.bin``
+    weights), relative to the bundle, in order."""
+    irs = [f for xml in meta.openvino.values() for f in (xml, str(Path(xml).with_suffix(".bin")))]
+    return list(dict.fromkeys([*meta.variants.values(), *meta.engines.values(), *irs]))
 
 
 def record_sha256(meta: BundleMeta, bundle_dir: str | Path, rel: str) -> str:

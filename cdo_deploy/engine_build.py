@@ -172,6 +172,9 @@ def build_engine(
     bundle = Path(bundle_dir)
     meta = load_bundle_meta(bundle)
     _check_options(min_batch, opt_batch, max_batch, workspace_mb)
+    if precision == "int8" and (meta.int8_check.get("settings") or {}).get("activations", "").startswith("uint8"):
+        raise CdoError(f"{bundle}: model_int8.onnx has asymmetric uint8 activations (fastest on CPUs); TensorRT "
+                       "needs symmetric int8: re-export with cdo-export --int8 --int8-activations int8")
     try:
         import tensorrt as trt
     except ImportError:

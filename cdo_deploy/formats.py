@@ -3,13 +3,24 @@
 One table drives backend selection (``Inspector(backend="auto")``) and the
 rows of ``cdo-bench``. A bundle lists ONNX files (fp32, fp16, int8, ...) and
 AOTInductor packages (``aoti-fp16`` -> ``model_aoti_fp16.pt2``) under
-``variants`` and TensorRT engines built on the target machine under
+``variants``, OpenVINO IRs written by ``cdo-export --openvino`` under
+``openvino`` and TensorRT engines built on the target machine under
 ``engines``; each table row maps one of those ``model.json`` fields, filtered
-by file suffix, to the backend that runs it.
+by file suffix, to the backend that runs it. OpenVINO runs the ONNX files too;
+where an IR of the same variant exists, the IR is used.
+
+``auto`` rule (:func:`auto_order`), from measurements on CPUs without VNNI
+(README, "Formats"): a TensorRT engine built for this machine first; then, for
+the ``int8`` variant, OpenVINO before ONNX Runtime (OpenVINO's int8 kernels
+were faster than fp32, ONNX Runtime's slower); for every other variant ONNX
+Runtime first (the runtime export checks parity in; OpenVINO measured the same
+speed for fp32). PyTorch AOTI packages only when asked for.
 
 Example:
     >>> [f.backend for f in FORMATS]
-    ['tensorrt', 'onnxruntime', 'torch']
+    ['tensorrt', 'onnxruntime', 'openvino', 'openvino', 'torch']
+    >>> auto_order("int8")
+    ('tensorrt', 'openvino', 'onnxruntime')
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from pathlib import Path
 from .bundle import BundleMeta
 from .errors import CdoError
 
-__all__ = ["FORMATS", "Format", "ModelFile", "list_model_files", "resolve_model_file"]
+__all__ = ["FORMATS", "Format", "ModelFile", "auto_order", "list_model_files", "resolve_model_file"]
 
 
 @dataclass(frozen=True)
@@ -42,13 +53,22 @@ class Format:
     default_variant: str
 
 
-#: In ``auto`` preference order: a TensorRT engine built for this machine first. AOTI packages
-#: (device- and torch-version-specific, torch needed) are only used when asked for: ``--backend torch``.
+#: Per backend, earlier rows win for the same variant (an OpenVINO IR over the ONNX file). AOTI
+#: packages (device- and torch-version-specific, torch needed) only run when asked for: ``--backend torch``.
 FORMATS: tuple[Format, ...] = (
     Format("engine", "engines", "tensorrt", (".engine", ".plan", ".trt"), "fp16"),
     Format("onnx", "variants", "onnxruntime", (".onnx",), "fp32"),
+    Format("openvino-ir", "openvino", "openvino", (".xml",), "fp32"),
+    Format("onnx", "variants", "openvino", (".onnx",), "fp32"),
     Format("aoti", "variants", "torch", (".pt2",), "aoti-fp16"),
 )
+
+
+def auto_order(variant: str | None = None) -> tuple[str, ...]:
+    """Backends ``auto`` tries, in order, for ``variant`` (see the module docstring)."""
+    if variant == "int8":
+        return ("tensorrt", "openvino", "onnxruntime")
+    return ("tensorrt", "onnxruntime", "openvino")
 
 
 @dataclass(frozen=True)
@@ -65,23 +85,26 @@ def _format_for(backend: str) -> Format:
     for f in FORMATS:
         if f.backend == backend:
             return f
-    known = ", ".join(f.backend for f in FORMATS)
+    known = ", ".join(dict.fromkeys(f.backend for f in FORMATS))
     raise CdoError(f"backend {backend!r} runs no bundle format (known: auto, {known})")
 
 
 def list_model_files(bundle_dir: str | Path, meta: BundleMeta, backend: str | None = None) -> list[ModelFile]:
     """All model files the bundle lists, optionally only those ``backend`` runs.
 
-    Files listed in ``model.json`` but missing on disk are left out.
+    Files listed in ``model.json`` but missing on disk are left out; per backend
+    and variant only the first format's file is listed (an IR over an ONNX file).
     """
-    out = []
+    out: list[ModelFile] = []
+    seen: set[tuple[str, str]] = set()
     for fmt in FORMATS:
         if backend is not None and fmt.backend != backend:
             continue
         entries: dict[str, str] = getattr(meta, fmt.meta_field) or {}
         for variant, rel in entries.items():
             path = Path(bundle_dir) / rel
-            if path.suffix.lower() in fmt.suffixes and path.is_file():
+            if (fmt.backend, variant) not in seen and path.suffix.lower() in fmt.suffixes and path.is_file():
+                seen.add((fmt.backend, variant))
                 out.append(ModelFile(fmt.backend, variant, path, fmt.name))
     return out
 
@@ -106,11 +129,11 @@ def resolve_model_file(
         CdoError: no file of that backend/variant exists in the bundle.
     """
     if backend == "auto":
-        for fmt in FORMATS:
-            if fmt.backend not in available:
+        for name in auto_order(variant):
+            if name not in available:
                 continue
-            files = list_model_files(bundle_dir, meta, fmt.backend)
-            pick = _pick(files, variant, fmt.default_variant)
+            files = list_model_files(bundle_dir, meta, name)
+            pick = _pick(files, variant, _format_for(name).default_variant)
             if pick is not None:
                 return pick
         raise CdoError(

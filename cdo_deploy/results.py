@@ -199,10 +199,17 @@ def _iso(t: float) -> str | None:
 class BenchRow:
     """One ``cdo-bench`` row: a backend + model variant at one batch size.
 
-    Latencies are per batch in ms (p50/p90/p99 over ``iters`` timed runs after
-    ``warmup``); ``images_per_s`` = batch * 1000 / mean end-to-end ms.
-    ``status`` is ``"ok"``, ``"unavailable"`` (backend or file missing) or
-    ``"failed"`` (it raised); ``note`` says why.
+    Latencies are per batch in ms (p50/p90/p99/mean/std over ``iters`` timed runs
+    after ``warmup``); ``images_per_s`` = batch * 1000 / mean end-to-end ms.
+    ``parts`` splits post-processing and end-to-end times by the parts timed
+    (``good`` / ``defective``). ``accuracy`` holds the metrics of
+    :func:`cdo_deploy.metrics.compute_metrics` on the labelled data (empty
+    without), ``agreement_pct`` the share of parts whose OK/NG decision equals
+    the reference row's and ``flipped`` the parts that differ. ``load_rss_mb``
+    is the resident memory the loaded model added, ``peak_rss_mb`` the process
+    peak at the end of the run (all rows loaded). ``status`` is ``"ok"``,
+    ``"unavailable"`` (backend or file missing) or ``"failed"`` (it raised);
+    ``note`` says why.
     """
 
     backend: str
@@ -214,7 +221,12 @@ class BenchRow:
     infer_ms: dict[str, float | None] = field(default_factory=dict)
     post_ms: dict[str, float | None] = field(default_factory=dict)
     e2e_ms: dict[str, float | None] = field(default_factory=dict)
+    parts: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
     images_per_s: float | None = None
+    accuracy: dict[str, float | None] = field(default_factory=dict)
+    agreement_pct: float | None = None
+    flipped: list[str] = field(default_factory=list)
+    load_rss_mb: float | None = None
     peak_rss_mb: float | None = None
     vs_torch: float | None = None
     note: str = ""

@@ -2,6 +2,11 @@
 
 Rules, in order:
 
+0. The bundle thresholds ``T_b`` / ``P_b`` are ``model.json`` ``thresholds``, or,
+   for a variant listed under ``variant_thresholds`` (``cdo-export --int8``
+   re-calibrates the int8 variant on its own outputs by training's rule, because
+   int8 noise raises the whole map), that variant's thresholds and normal
+   statistics.
 1. ``threshold`` (``--threshold``) replaces the image threshold ``T_b`` of the
    bundle; ``pixel_threshold`` (``--pixel-threshold``) replaces the pixel
    threshold ``P_b``. A bundle without a pixel threshold uses the image one.
@@ -53,11 +58,12 @@ class Thresholds:
     source: str
 
 
-def sensitivity_shift(meta: BundleMeta, image_threshold: float, s: float) -> float:
+def sensitivity_shift(meta: BundleMeta, image_threshold: float, s: float, variant: str | None = None) -> float:
     """Additive change of the thresholds for sensitivity ``s`` (see module docstring)."""
     if not 0.0 <= s <= 1.0:
         raise CdoError(f"--sensitivity must be within [0, 1] (0.5 = bundle threshold), got {s}")
-    stats = meta.normal_stats or {}
+    own = (meta.variant_thresholds or {}).get(variant or "") or {}
+    stats = own.get("normal_stats") or meta.normal_stats or {}
     spread = None
     if stats.get("p99") is not None:
         spread = image_threshold - float(stats["p99"])
@@ -72,23 +78,27 @@ def resolve_thresholds(
     threshold: float | None = None,
     pixel_threshold: float | None = None,
     sensitivity: float | None = None,
+    variant: str | None = None,
 ) -> Thresholds:
-    """Thresholds to use, from the bundle and the overrides.
+    """Thresholds to use, from the bundle (or the variant's own) and the overrides.
 
     Raises:
         CdoError: no image threshold anywhere, or sensitivity out of range.
     """
-    image = meta.image_threshold if threshold is None else float(threshold)
+    own = (meta.variant_thresholds or {}).get(variant or "") or {}
+    base_image = own.get("image", meta.image_threshold)
+    base_pixel = own.get("pixel", meta.pixel_threshold) if own else meta.pixel_threshold
+    image = base_image if threshold is None else float(threshold)
     if image is None:
         raise CdoError(
             "the bundle has no image threshold (model.json thresholds.image is null); "
             "pass --threshold SCORE"
         )
-    pixel = pixel_threshold if pixel_threshold is not None else meta.pixel_threshold
+    pixel = pixel_threshold if pixel_threshold is not None else base_pixel
     pixel = float(image if pixel is None else pixel)
-    parts = ["--threshold" if threshold is not None else "bundle"]
+    parts = ["--threshold" if threshold is not None else (f"bundle {variant}" if own else "bundle")]
     if sensitivity is not None:
-        shift = sensitivity_shift(meta, float(image), float(sensitivity))
+        shift = sensitivity_shift(meta, float(image), float(sensitivity), variant)
         image, pixel = float(image) + shift, pixel + shift
         parts.append(f"sensitivity {sensitivity:g}")
     return Thresholds(image=round(float(image), 9), pixel=round(pixel, 9), source=", ".join(parts))

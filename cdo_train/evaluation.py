@@ -36,7 +36,7 @@ from .config import MIN_CALIBRATION_IMAGES
 from .data import Sample, load_sample
 from .metrics import compute_metrics
 
-__all__ = ["EvalSet", "calibrate", "evaluate", "load_images", "normal_stats", "predict"]
+__all__ = ["EvalSet", "calibrate", "evaluate", "load_images", "normal_stats", "predict", "threshold_rule"]
 
 
 @dataclass
@@ -101,27 +101,33 @@ def normal_stats(scores: np.ndarray) -> dict[str, float]:
     }
 
 
-def calibrate(model, holdout: EvalSet | None, test: EvalSet | None, last: dict[str, Any], device, batch_size=16,
-              good_source: str = "hold-out") -> dict[str, Any]:
-    """Normal statistics and thresholds (see the module docstring for the rule).
+def threshold_rule(holdout_scores: np.ndarray | None, holdout_maps: np.ndarray | None,
+                   test_metrics: dict[str, Any] | None, good_source: str = "hold-out") -> dict[str, Any]:
+    """Normal statistics and thresholds from a model's outputs (see the module docstring for the rule).
 
     Args:
-        holdout: the good images that calibrate (the hold-out, or ``--calibration-dir``'s).
-        good_source: where they come from, as recorded (``hold-out`` or the folder).
+        holdout_scores: (N,) scores of the good images that calibrate, or ``None``.
+        holdout_maps: (N, H, W) their maps, or ``None``.
+        test_metrics: ``compute_metrics`` on the labelled test set, or ``None`` without one.
+        good_source: where the good images come from, as recorded (``hold-out`` or the folder).
+
+    Returns:
+        ``normal_stats``, ``normal_pixel_p999`` (with good images), ``image_threshold``,
+        ``pixel_threshold``, ``source`` (``f1_optimal_test``, ``good_holdout`` or ``none``), ``n``,
+        ``good_images``, ``min_n``, ``reliable`` and ``warning``.
     """
-    n = 0 if holdout is None else len(holdout.images)
+    n = 0 if holdout_scores is None else len(holdout_scores)
     out: dict[str, Any] = {"normal_stats": {}, "image_threshold": None, "pixel_threshold": None, "source": "none",
                            "n": n, "good_images": good_source, "min_n": MIN_CALIBRATION_IMAGES, "reliable": True,
                            "warning": None}
     pixel_q = None
     if n:
-        maps, scores = predict(model, holdout.images, device, batch_size)
-        out["normal_stats"] = normal_stats(scores)
-        pixel_q = float(np.percentile(maps, 99.9))
+        out["normal_stats"] = normal_stats(holdout_scores)
+        pixel_q = float(np.percentile(holdout_maps, 99.9))
         out["normal_pixel_p999"] = pixel_q
-    if test is not None and last.get("image_f1_threshold") is not None:
-        out["image_threshold"] = last["image_f1_threshold"]
-        out["pixel_threshold"] = last.get("pixel_f1_threshold")
+    if test_metrics is not None and test_metrics.get("image_f1_threshold") is not None:
+        out["image_threshold"] = test_metrics["image_f1_threshold"]
+        out["pixel_threshold"] = test_metrics.get("pixel_f1_threshold")
         out["source"] = "f1_optimal_test"
         if out["pixel_threshold"] is None and pixel_q is not None:  # a test set without masks
             out["pixel_threshold"], out["pixel_source"] = pixel_q, "good_holdout"
@@ -139,3 +145,17 @@ def calibrate(model, holdout: EvalSet | None, test: EvalSet | None, last: dict[s
                           f"raise holdout_fraction, or pass --calibration-dir with at least {MIN_CALIBRATION_IMAGES} "
                           "good images")
     return out
+
+
+def calibrate(model, holdout: EvalSet | None, test: EvalSet | None, last: dict[str, Any], device, batch_size=16,
+              good_source: str = "hold-out") -> dict[str, Any]:
+    """Normal statistics and thresholds (see the module docstring for the rule).
+
+    Args:
+        holdout: the good images that calibrate (the hold-out, or ``--calibration-dir``'s).
+        good_source: where they come from, as recorded (``hold-out`` or the folder).
+    """
+    maps = scores = None
+    if holdout is not None and len(holdout.images):
+        maps, scores = predict(model, holdout.images, device, batch_size)
+    return threshold_rule(scores, maps, last if test is not None else None, good_source)

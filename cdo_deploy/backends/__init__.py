@@ -1,9 +1,9 @@
-"""Runtime backends: ONNX Runtime, native TensorRT and PyTorch AOTInductor, one registry.
+"""Runtime backends: ONNX Runtime, OpenVINO, native TensorRT and PyTorch AOTInductor, one registry.
 
 Example:
     >>> from cdo_deploy.backends import BACKENDS, available_backends
     >>> BACKENDS.list()
-    ['onnxruntime', 'tensorrt', 'torch']
+    ['onnxruntime', 'openvino', 'tensorrt', 'torch']
     >>> "onnxruntime" in available_backends()
     True
 """
@@ -12,20 +12,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import BACKENDS, Backend, BackendOutput
+from .base import BACKENDS, HINTS, Backend, BackendOutput
 from .onnxruntime import OnnxRuntimeBackend
+from .openvino import OpenVinoBackend, openvino_devices
 from .tensorrt import TensorRTBackend
 from .torch_aoti import TorchAotiBackend
 
 __all__ = [
     "BACKENDS",
+    "HINTS",
     "Backend",
     "BackendOutput",
     "OnnxRuntimeBackend",
+    "OpenVinoBackend",
     "TensorRTBackend",
     "TorchAotiBackend",
     "available_backends",
     "create_backend",
+    "openvino_devices",
 ]
 
 
@@ -34,10 +38,19 @@ def available_backends() -> tuple[str, ...]:
     return tuple(name for name in BACKENDS if BACKENDS.get(name).availability() is None)
 
 
-def create_backend(name: str, model_path: str | Path, device: str = "auto", max_batch: int = 32) -> Backend:
+def create_backend(name: str, model_path: str | Path, device: str = "auto", max_batch: int = 32,
+                   threads: int = 0, hint: str = "latency") -> Backend:
     """Create and load a backend.
 
+    Args:
+        name: a registered backend.
+        model_path: the model file it runs.
+        device: ``auto``, ``cpu``, ``cuda[:N]`` ... (each backend documents its own).
+        max_batch: largest batch the caller will send.
+        threads, hint: CPU settings, see :meth:`Backend.set_options`.
+
     Raises:
-        CdoError: unknown or unavailable backend, unreadable model.
+        CdoError: unknown or unavailable backend, bad options, unreadable model.
     """
-    return BACKENDS.get(name)(model_path, device=device, max_batch=max_batch).load()
+    backend = BACKENDS.get(name)(model_path, device=device, max_batch=max_batch)
+    return backend.set_options(threads=threads, hint=hint).load()

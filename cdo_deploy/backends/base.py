@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import abc
+import importlib
 import logging
 import time
 from dataclasses import dataclass
@@ -23,16 +24,20 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..bundle import INPUT_NAME
+from ..bundle import INPUT_NAME, OUTPUT_NAMES
 from ..errors import CdoError
 from ..registry import Registry
 
-__all__ = ["BACKENDS", "Backend", "BackendOutput"]
+__all__ = ["BACKENDS", "HINTS", "Backend", "BackendOutput"]
 
 log = logging.getLogger(__name__)
 
 #: runtime backends by name; values are ``Backend`` subclasses.
 BACKENDS: Registry[type["Backend"]] = Registry("backend")
+
+#: performance hints (``Backend.set_options``): ``latency`` = one request at a time, as a line
+#: inspecting part by part; ``throughput`` = the runtime may run requests in parallel streams.
+HINTS = ("latency", "throughput")
 
 
 @dataclass
@@ -70,6 +75,8 @@ class Backend(abc.ABC):
         self.max_batch = int(max_batch)
         self.input_hw: tuple[int, int] | None = None
         self.device_label = ""
+        self.threads = 0
+        self.hint = "latency"
         self._loaded = False
         self._closed = False
 
@@ -88,6 +95,49 @@ class Backend(abc.ABC):
 
     def _close(self) -> None:
         """Release resources (default: nothing)."""
+
+    @staticmethod
+    def _module_missing(module: str, hint: str) -> str | None:
+        """``availability()`` helper: ``None`` when ``module`` imports, else the reason with ``hint``."""
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return f"{module} is not installed ({hint})"
+        return None
+
+    def _check_graph_io(self, inputs: list[str], outputs: list[str]) -> None:
+        """``_load()`` helper: the model must be a cdo bundle graph (``image`` -> ``anomaly_map``, ``score``).
+
+        Raises:
+            CdoError: naming what the model has instead.
+        """
+        if INPUT_NAME not in inputs or any(n not in outputs for n in OUTPUT_NAMES):
+            raise CdoError(
+                f"{self.model_path}: not a cdo bundle graph (inputs {inputs}, outputs {outputs}; "
+                f"expected {INPUT_NAME!r} -> {', '.join(OUTPUT_NAMES)})"
+            )
+
+    def set_options(self, threads: int = 0, hint: str = "latency") -> "Backend":
+        """CPU runtime settings, applied by the next :meth:`load`.
+
+        Args:
+            threads: CPU threads for inference; 0 = the runtime's default (one per core).
+                ONNX Runtime also stops its idle threads from spinning when a count is
+                given, so that runtimes or pipeline stages sharing the CPU do not steal
+                from each other. GPU backends ignore it.
+            hint: one of :data:`HINTS`; OpenVINO's ``PERFORMANCE_HINT``, ignored elsewhere.
+
+        Raises:
+            CdoError: a negative thread count or an unknown hint, or the backend is loaded.
+        """
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise CdoError(f"threads must be an integer >= 0 (0 = the runtime's default), got {threads!r}")
+        if hint not in HINTS:
+            raise CdoError(f"unknown performance hint {hint!r} (use {' or '.join(HINTS)})")
+        if self._loaded:
+            raise CdoError(f"{self.name}: set_options() must come before load()")
+        self.threads, self.hint = threads, hint
+        return self
 
     def load(self) -> "Backend":
         """Load the model; idempotent.

@@ -7,6 +7,11 @@ Execution providers by ``device``:
     ``tensorrt[:N]``   TensorRT EP on GPU N (engine cache in ``$CDO_TRT_CACHE`` or
                        ``~/.cache/cdo/ort-trt``), then CUDA, then CPU
 
+``set_options(threads=N)`` fixes the intra-op thread count and turns off the
+idle spinning of those threads (``session.intra_op.allow_spinning = 0``): a
+runtime that shares the CPU with pipeline stages or another runtime should not
+burn it while waiting.
+
 Example:
     >>> from cdo_deploy.backends import create_backend
     >>> be = create_backend("onnxruntime", "bundle/model.onnx", device="cpu")  # doctest: +SKIP
@@ -81,11 +86,7 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def availability(cls) -> str | None:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return f"onnxruntime is not installed ({cls.install_hint})"
-        return None
+        return cls._module_missing("onnxruntime", cls.install_hint)
 
     def _load(self) -> None:
         import onnxruntime as ort
@@ -93,18 +94,16 @@ class OnnxRuntimeBackend(Backend):
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = providers_for(self.device, ort.get_available_providers())
         try:
             self._sess = ort.InferenceSession(str(self.model_path), sess_options=opts, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types
             raise CdoError(f"onnxruntime cannot load {self.model_path}: {e}") from None
         inputs = {i.name: i for i in self._sess.get_inputs()}
-        outputs = [o.name for o in self._sess.get_outputs()]
-        if INPUT_NAME not in inputs or any(n not in outputs for n in OUTPUT_NAMES):
-            raise CdoError(
-                f"{self.model_path}: not a cdo bundle graph (inputs {list(inputs)}, outputs {outputs}; "
-                f"expected {INPUT_NAME!r} -> {', '.join(OUTPUT_NAMES)})"
-            )
+        self._check_graph_io(list(inputs), [o.name for o in self._sess.get_outputs()])
         shape = inputs[INPUT_NAME].shape
         if isinstance(shape[1], int) and isinstance(shape[2], int):
             self.input_hw = (shape[1], shape[2])

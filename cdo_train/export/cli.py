@@ -3,6 +3,7 @@
 Example:
     cdo-export result/exp/weave/seed_111 -o bundle
     cdo-export result/exp/weave/seed_111 -o bundle --fp16 --int8 --triton-repo triton_models
+    cdo-export result/exp/weave/seed_111 -o bundle --int8 --calib-method percentile --openvino
     cdo-export result/exp/weave/seed_111 -o bundle --fp16 --engine --engine-precision fp16   # on the GPU machine
     cdo-export result/exp/weave/seed_111 -o bundle --aoti --max-batch 64     # torch backend, on the GPU machine
     cdo-export --list-formats
@@ -18,18 +19,33 @@ import click
 
 from cdo_deploy.errors import CdoError
 
-from .formats import ENGINE_PRECISIONS, MAX_OPSET, MIN_OPSET, ExportOptions, format_rows
+from .formats import (
+    CALIB_METHODS,
+    ENGINE_PRECISIONS,
+    INT8_ACTIVATIONS,
+    MAX_OPSET,
+    MEASURED_ON,
+    MIN_OPSET,
+    ExportOptions,
+    format_rows,
+)
 
 __all__ = ["main"]
 
 
 def _list_formats() -> None:
+    from cdo_deploy.cpu import cpu_info
+
     rows = format_rows()
     cols = ("format", "flag", "file", "cpu", "gpu", "here")
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
     click.echo("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         click.echo("  ".join(r[c].ljust(widths[c]) for c in cols))
+    click.echo(f"\nmeasured on {MEASURED_ON}:")
+    for r in rows:
+        click.echo(f"  {r['format']}: speed {r['speed']}; accuracy {r['accuracy']}; depends on {r['depends on']}")
+    click.echo(f"\nthis CPU: {cpu_info().describe()}")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -41,6 +57,22 @@ def _list_formats() -> None:
 @click.option("--calib-images", type=int, default=None, help="Good images used for int8 calibration [64].")
 @click.option("--calib-dir", type=click.Path(path_type=Path), default=None,
               help="Folder of good images for int8 calibration (default: the run's training images).")
+@click.option("--calib-method", type=click.Choice(CALIB_METHODS), default=None,
+              help="int8 calibration [minmax]: min/max, 99.999th percentile or entropy of the activations.")
+@click.option("--int8-keep-ends/--no-int8-keep-ends", default=None,
+              help="Keep each backbone's first convolution and those feeding the head in fp32.")
+@click.option("--int8-tolerance", type=float, default=None,
+              help="int8 check tolerance [0.5]: AUROC/AUPRO points and % of test decisions; "
+                   "any flipped held-out good part fails.")
+@click.option("--int8-activations", type=click.Choice(INT8_ACTIVATIONS), default=None,
+              help="int8 activation type: uint8 (asymmetric, fastest and most accurate on CPUs) or int8 "
+                   "(symmetric, for TensorRT) [uint8; int8 with --engine-precision int8].")
+@click.option("--int8-thresholds", type=click.Choice(("own", "bundle")), default=None,
+              help="int8 decisions at its own thresholds, re-calibrated on its outputs by training's rule "
+                   "[own], or at the fp32 bundle's.")
+@click.option("--accept-int8", is_flag=True,
+              help="Write the int8 variant even when it fails the check (loud warning, recorded in model.json).")
+@click.option("--openvino", is_flag=True, help="Also write an OpenVINO IR of every ONNX variant (needs openvino).")
 @click.option("--engine", is_flag=True, help="Build a TensorRT engine here (needs TensorRT and the target GPU).")
 @click.option("--engine-precision", type=click.Choice(ENGINE_PRECISIONS), default=None,
               help="Engine precision [fp16]; fp16 adds the fp16 variant, int8 needs --int8.")

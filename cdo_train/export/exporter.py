@@ -7,12 +7,14 @@ Steps (each output file is logged once: format, seconds, path, MB):
 3. trace the fp32 graph (:mod:`.graph`) and check it in ONNX Runtime against
    the trainer's own prediction on a few good images (a split batch, so the
    dynamic batch is exercised); a difference beyond ``FP32_TOL`` aborts;
-4. optional fp16 / int8 variants (:mod:`.precision`), compared with fp32;
+4. optional fp16 / int8 variants (:mod:`.precision`), compared with fp32; the
+   int8 variant is checked against fp32 on the held-out good and the test images
+   (:mod:`.int8_check`) and refused when it fails, unless ``accept_int8``;
 5. every ONNX file gets ``model.json``'s content as metadata (key ``cdo``);
    ``model.json`` gets the SHA-256 of every final ONNX file (metadata included;
    ``sha256`` per file, ``onnx_sha256`` for ``model.onnx``), checked by every
    later load; then the walk of :mod:`.checks` runs on every graph;
-6. optional TensorRT engine (:mod:`cdo_deploy.engine_build`) and Triton repository.
+6. optional OpenVINO IRs, TensorRT engine (:mod:`cdo_deploy.engine_build`) and Triton repository.
 
 Everything is written into a hidden sibling folder that is renamed to the
 bundle folder only when all steps succeeded: a failed export leaves nothing.
@@ -39,6 +41,7 @@ from cdo_deploy.bundle import META_FILE, ONNX_FILE, BundleMeta, load_bundle_meta
 from cdo_deploy.errors import CdoError
 
 from .formats import ExportOptions, get_format
+from .int8_check import Int8Check
 from .runinfo import RunInfo, good_images, read_run_info
 from .verify import FP32_TOL, Parity, compare, onnx_session, run_onnx, torch_reference
 
@@ -67,6 +70,7 @@ class ExportResult:
     files: list[ExportedFile] = field(default_factory=list)
     parity: list[Parity] = field(default_factory=list)
     tensorrt_problems: dict[str, list[str]] = field(default_factory=dict)
+    int8_check: Int8Check | None = None
 
     def next_commands(self) -> list[str]:
         """Commands a user typically runs next."""
@@ -106,7 +110,8 @@ def _commit(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _meta(model: Any, info: RunInfo, variants: dict[str, str], parity: list[Parity]) -> BundleMeta:
+def _meta(model: Any, info: RunInfo, variants: dict[str, str], parity: list[Parity], calibration_images: list[str],
+          int8_check: Int8Check | None) -> BundleMeta:
     from ..backbones import BACKBONES
 
     cfg = model.cfg
@@ -126,7 +131,9 @@ def _meta(model: Any, info: RunInfo, variants: dict[str, str], parity: list[Pari
                                    "run_status": info.summary.get("status", "finished")},
         metrics={"last": info.summary.get("last", {}), "best": info.summary.get("best", {}),
                  "export_parity": [p.to_dict() for p in parity]},
-        variants=variants,
+        variants=variants, calibration_images=calibration_images,
+        int8_check=int8_check.to_dict() if int8_check is not None else {},
+        variant_thresholds={"int8": int8_check.thresholds} if int8_check is not None and int8_check.thresholds else {},
     )
 
 
@@ -162,10 +169,12 @@ def _variants(model: Any, opts: ExportOptions, images: np.ndarray | None, tmp: P
         t = time.perf_counter()
         src = tmp / ".int8_source.onnx"
         onnx.save(protos["onnx"], str(src))
-        protos["onnx-int8"] = quantize_int8(src, tmp / get_format("onnx-int8").file, images[: opts.n_calib])
+        protos["onnx-int8"] = quantize_int8(src, tmp / get_format("onnx-int8").file, images[: opts.n_calib],
+                                            opts.method, opts.keep_ends, opts.activations)
         src.unlink()
         seconds["onnx-int8"] = time.perf_counter() - t
-        log.info("int8 calibrated on %d good images", min(len(images), opts.n_calib))
+        log.info("int8 calibrated on %d good images (%s, %s activations%s)", min(len(images), opts.n_calib),
+                 opts.method, opts.activations, ", end convolutions in fp32" if opts.keep_ends else "")
     for name in ("onnx-fp16", "onnx-int8"):
         if name in protos:
             out = run_onnx(onnx_session(protos[name].SerializeToString()), check, batch_size=N_CHECK - 1)
@@ -174,6 +183,45 @@ def _variants(model: Any, opts: ExportOptions, images: np.ndarray | None, tmp: P
         log.info("parity %s vs %s on %d images: map max |d| %.3g, score max |d| %.3g", p.variant,
                  "PyTorch" if p.variant == "fp32" else "fp32", p.n_images, p.map_max_abs, p.score_max_abs)
     return protos, seconds, parity
+
+
+def _check_int8(protos: dict[str, Any], opts: ExportOptions, info: RunInfo, size: int, n_calib: int) -> Int8Check:
+    """int8 against fp32 (:mod:`.int8_check`); raises unless it passes or ``accept_int8``."""
+    from dataclasses import replace
+
+    from .int8_check import check_int8
+    from .runinfo import load_split, run_splits
+
+    splits = run_splits(info)
+    holdout = test = None
+    if splits is not None and splits.holdout:
+        images, _, _, names = load_split(splits.holdout, size)
+        holdout = (images, names)
+    if splits is not None and splits.test:
+        test = load_split(splits.test, size)
+
+    def runner(proto: Any) -> Any:
+        sess = onnx_session(proto.SerializeToString())
+        return lambda x: tuple(run_onnx(sess, x, batch_size=len(x)))
+
+    settings = {"method": opts.method, "keep_end_convs_fp32": opts.keep_ends, "calibration_images": n_calib,
+                "per_channel": True, "thresholds": opts.int8_thresholds or "own",
+                "activations": "uint8 asymmetric" if opts.activations == "uint8" else "int8 symmetric"}
+    check = check_int8(runner(protos["onnx"]), runner(protos["onnx-int8"]), info.calibration.get("image_threshold"),
+                       holdout, test, opts.tolerance, settings, own_thresholds=opts.int8_thresholds != "bundle")
+    if check.thresholds:
+        log.info("int8 thresholds (own, %s): image %.6g, pixel %.6g", check.thresholds["source"],
+                 check.thresholds["image"], check.thresholds["pixel"] or float("nan"))
+    if check.passed:
+        log.info("%s", check.summary())
+        return check
+    if not opts.accept_int8:
+        raise CdoError(f"{check.summary()}; nothing written. Try --calib-method, --int8-keep-ends or more "
+                       "--calib-images, or pass --accept-int8 to ship it anyway (recorded in model.json)")
+    for line in ("!" * 78, f"WARNING: {check.summary()}", "WARNING: writing model_int8.onnx anyway (--accept-int8); "
+                 "model.json int8_check records the figures", "!" * 78):
+        log.warning("%s", line)
+    return replace(check, accepted=True)
 
 
 def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptions | None = None) -> ExportResult:
@@ -212,7 +260,7 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
                        f"with cdo-train --resume {run}, or pass --allow-interrupted to export its weights as they are")
     model = load_model(run)
     size = model.head.image_size[0]
-    images = good_images(info, size, max(opts.n_calib if opts.int8 else 0, N_CHECK), opts.calib_dir)
+    images, image_paths = good_images(info, size, max(opts.n_calib if opts.int8 else 0, N_CHECK), opts.calib_dir)
     check = images[:N_CHECK] if images is not None else np.random.default_rng(0).integers(
         0, 256, (N_CHECK, size, size, 3), dtype=np.uint8)
 
@@ -224,8 +272,14 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
     rec = _Recorder(tmp, out)
     try:
         protos, seconds, parity = _variants(model, opts, images, tmp, check)
+        int8 = None
+        if "onnx-int8" in protos:
+            from .precision import HISTOGRAM_MAX_IMAGES
+
+            n_calib = min(opts.n_calib, len(image_paths), HISTOGRAM_MAX_IMAGES if opts.method != "minmax" else 1 << 30)
+            int8 = _check_int8(protos, opts, info, size, n_calib)
         variants = {get_format(name).variant or name: get_format(name).file for name in protos}
-        meta = _meta(model, info, variants, parity)
+        meta = _meta(model, info, variants, parity, image_paths, int8)
         problems: dict[str, list[str]] = {}
         for name, proto in protos.items():
             t = time.perf_counter()
@@ -233,10 +287,16 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
             path = tmp / get_format(name).file
             onnx.save(proto, str(path))
             rec.add(name, path, seconds[name] + time.perf_counter() - t)
-            problems[name] = tensorrt_problems(proto)
+            cpu_int8 = name == "onnx-int8" and opts.activations == "uint8"
+            problems[name] = [] if cpu_int8 else tensorrt_problems(proto)
+            if cpu_int8:
+                log.info("%s: uint8 activations (CPU runtimes); a TensorRT int8 engine needs --int8-activations int8",
+                         path.name)
             for p in problems[name]:
                 log.warning("%s: TensorRT's ONNX parser would reject: %s", path.name, p)
-        meta.save(tmp)  # records the sha256 of every ONNX file (model.json 'sha256', 'onnx_sha256')
+        if opts.openvino:
+            _openvino(tmp, meta, rec)
+        meta.save(tmp)  # records the sha256 of every listed model file (model.json 'sha256', 'onnx_sha256')
         log.info("thresholds: image %s, pixel %s (source %s)", meta.image_threshold, meta.pixel_threshold,
                  meta.threshold_source)
         if opts.engine:
@@ -258,7 +318,27 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
         _commit(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ExportResult(out, meta, rec.files, parity, problems)
+    return ExportResult(out, meta, rec.files, parity, problems, int8)
+
+
+def _openvino(tmp: Path, meta: BundleMeta, rec: _Recorder) -> None:
+    """OpenVINO IRs of the fp32 and int8 variants (weights as they are), listed under ``openvino``.
+
+    No fp16 IR: the backend runs with ``INFERENCE_PRECISION_HINT=f32`` (the head cancels in 16-bit
+    floats), so an fp16 IR would compute in fp32 from rounded weights.
+    """
+    from cdo_deploy.backends.openvino import import_openvino
+
+    ov = import_openvino()
+    for variant, file in meta.variants.items():
+        if variant not in ("fp32", "int8") or not file.endswith(".onnx"):
+            continue
+        t = time.perf_counter()
+        name = "model_openvino.xml" if variant == "fp32" else f"model_openvino_{variant}.xml"
+        ov.save_model(ov.convert_model(str(tmp / file)), str(tmp / name), compress_to_fp16=False)
+        meta.openvino[variant] = name
+        rec.add("openvino", tmp / name, time.perf_counter() - t)
+        rec.add("openvino", (tmp / name).with_suffix(".bin"), 0.0)
 
 
 def _engine(opts: ExportOptions, tmp: Path, rec: _Recorder, problems: dict[str, list[str]]) -> None:

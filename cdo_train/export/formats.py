@@ -8,7 +8,7 @@ anything is written, and ``cdo-export --list-formats``.
 
 Example:
     >>> [f.name for f in EXPORT_FORMATS]
-    ['onnx', 'onnx-fp16', 'onnx-int8', 'engine', 'aoti', 'triton']
+    ['onnx', 'onnx-fp16', 'onnx-int8', 'openvino', 'engine', 'aoti', 'triton']
     >>> ExportOptions(int8=True, engine=True, engine_precision="int8").formats()
     ['onnx', 'onnx-int8', 'engine']
 """
@@ -22,18 +22,29 @@ from pathlib import Path
 from cdo_deploy.errors import CdoError
 
 __all__ = [
+    "CALIB_METHODS",
     "ENGINE_PRECISIONS",
+    "INT8_ACTIVATIONS",
     "EXPORT_FORMATS",
     "MAX_OPSET",
     "MIN_OPSET",
     "ExportFormat",
     "ExportOptions",
+    "MEASURED",
+    "MEASURED_ON",
     "format_rows",
     "get_format",
     "module_available",
 ]
 
 MIN_OPSET, MAX_OPSET = 17, 24
+#: int8 calibration methods (ONNX Runtime's MinMax, Percentile at 99.999 %, Entropy).
+CALIB_METHODS = ("minmax", "percentile", "entropy")
+#: int8 defaults, chosen by tools/int8_study.py (README, "int8 that is checked").
+DEFAULT_CALIB_METHOD = "minmax"
+DEFAULT_KEEP_ENDS = False
+#: activation types of the int8 variant: uint8 (asymmetric; CPU runtimes) or int8 (symmetric; TensorRT).
+INT8_ACTIVATIONS = ("uint8", "int8")
 ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
 AOTI_PRECISIONS = ("fp32", "fp16")
 
@@ -50,7 +61,8 @@ class ExportFormat:
         install: what to install when one is missing.
         cpu: runs on a CPU (ONNX Runtime).
         gpu: runs on an NVIDIA GPU (ONNX Runtime CUDA/TensorRT EP, TensorRT, Triton).
-        variant: key under ``variants`` in ``model.json`` (ONNX files only).
+        variant: key under ``variants`` in ``model.json`` (ONNX files only; ``openvino``: IRs of the
+            fp32 and int8 variants under ``openvino``).
     """
 
     name: str
@@ -69,6 +81,8 @@ EXPORT_FORMATS: tuple[ExportFormat, ...] = (
     ExportFormat("onnx-fp16", "--fp16", "model_fp16.onnx", ("onnx",), "pip install onnx", True, True, "fp16"),
     ExportFormat("onnx-int8", "--int8", "model_int8.onnx", ("onnxruntime.quantization",),
                  "pip install onnxruntime", True, True, "int8"),
+    ExportFormat("openvino", "--openvino", "model_openvino[_int8].xml + .bin", ("openvino",),
+                 "pip install 'cdo[openvino]' (openvino)", True, True, "openvino"),
     ExportFormat("engine", "--engine", "model_{precision}.engine", ("tensorrt",),
                  "pip install tensorrt (TensorRT >= 10, on the GPU machine that will run the engine)", False, True),
     ExportFormat("aoti", "--aoti", "model_aoti_{precision}.pt2", ("torch",),
@@ -76,6 +90,31 @@ EXPORT_FORMATS: tuple[ExportFormat, ...] = (
                  True, True, "aoti-{precision}"),
     ExportFormat("triton", "--triton-repo", "<repo>/<model>/config.pbtxt", (), "nothing", True, True),
 )
+
+
+#: Where the figures of :data:`MEASURED` come from (README, "Formats: what each one costs and buys").
+MEASURED_ON = ("2-core AMD EPYC (AVX2; no AVX-512, VNNI, AMX, BF16), shared; lite0 weave bundle at 256 px; "
+               "cdo-bench --data, batch 1, 2 threads, all rows interleaved; ONNX Runtime 1.32, OpenVINO 2026.4")
+
+#: Per format: (speed, accuracy) measured on :data:`MEASURED_ON`, and the hardware the speed depends on.
+#: Times are end-to-end p50 relative to ONNX Runtime fp32 (27.9 ms); accuracy is the change from fp32
+#: on the 24 labelled test parts (8 good, 16 defective) and the OK/NG decisions that change.
+MEASURED: dict[str, tuple[str, str, str]] = {
+    "onnx": ("ONNX Runtime 1.00 (27.9 ms), OpenVINO 0.85 (23.6 ms; equal within noise in other runs)",
+             "the reference: image AUROC 1.0000, pixel AUROC 0.9988, AUPRO 0.9951",
+             "AVX2/FMA"),
+    "onnx-fp16": ("ONNX Runtime 1.14, OpenVINO 0.89 (it computes in fp32)", "no change, 0/24 flips",
+                  "fp16 speed needs a GPU (TensorRT) or AMX-FP16; none on this CPU"),
+    "onnx-int8": ("ONNX Runtime 0.72, OpenVINO 0.60 (uint8 activations; symmetric int8: 1.41 / 0.80)",
+                  "pixel AUROC -0.02 pt, AUPRO -0.08 pt, 0/24 flips at its own thresholds (symmetric int8 "
+                  "at the fp32 thresholds: 4/24 flips)",
+                  "faster here without VNNI; VNNI / AMX-INT8 add int8 dot products (not measured here)"),
+    "openvino": ("as OpenVINO on the ONNX files; read+compile 337 ms instead of 643 ms", "as its ONNX variant",
+                 "Intel CPUs, GPUs, NPUs (this CPU: AMD, runs the CPU plug-in)"),
+    "engine": ("not measured: no TensorRT or NVIDIA GPU here", "-", "NVIDIA GPU, TensorRT >= 10.1"),
+    "aoti": ("not measured in this table", "-", "the machine it was compiled on"),
+    "triton": ("not measured: no Triton server here", "-", "Triton Inference Server"),
+}
 
 
 def get_format(name: str) -> ExportFormat:
@@ -96,13 +135,16 @@ def module_available(module: str) -> bool:
 
 
 def format_rows() -> list[dict[str, str]]:
-    """The table as rows for display, with whether each format's modules are installed here."""
+    """The table as rows for display: whether each format's modules are installed here, and what it
+    measured (:data:`MEASURED`: speed vs ONNX Runtime fp32, accuracy vs fp32, what the speed depends on)."""
     rows = []
     for f in EXPORT_FORMATS:
         missing = [m for m in f.needs if not module_available(m)]
+        speed, accuracy, depends = MEASURED.get(f.name, ("-", "-", "-"))
         rows.append({
             "format": f.name, "flag": f.flag, "file": f.file, "cpu": "yes" if f.cpu else "no",
             "gpu": "yes" if f.gpu else "no", "here": "yes" if not missing else f"no ({f.install})",
+            "speed": speed, "accuracy": accuracy, "depends on": depends,
         })
     return rows
 
@@ -117,6 +159,17 @@ class ExportOptions:
         int8: also write ``model_int8.onnx`` (Q/DQ, calibrated on good training images).
         calib_images: number of good training images used to calibrate int8 (default 64).
         calib_dir: a folder of good images to calibrate with instead of the run's training images.
+        calib_method: int8 calibration, one of ``CALIB_METHODS``; ``None`` = the default (README, int8).
+        int8_keep_ends: keep each backbone's first convolution and the convolutions feeding the head
+            in fp32; ``None`` = the default.
+        int8_tolerance: the int8 check's tolerance ``t`` (:mod:`.int8_check`); ``None`` = 0.5.
+        accept_int8: write the int8 variant even when it fails the check (recorded in model.json).
+        int8_thresholds: ``own`` (default: re-calibrated on the int8 outputs by training's rule,
+            ``model.json`` ``variant_thresholds``) or ``bundle`` (the fp32 thresholds).
+        int8_activations: ``uint8`` (asymmetric: every level used by the post-ReLU6 activations;
+            the fast format of ONNX Runtime and OpenVINO on CPUs) or ``int8`` (symmetric, zero points
+            0, as TensorRT requires); ``None`` = ``int8`` with ``--engine-precision int8``, else ``uint8``.
+        openvino: also write an OpenVINO IR of every ONNX variant (``model_openvino*.xml`` + ``.bin``).
         engine: build a TensorRT engine here (needs TensorRT and a GPU).
         engine_precision: ``fp32``, ``fp16`` or ``int8``; ``None`` = fp16.
         min_batch, opt_batch, max_batch: batch range of the engine profile and of Triton.
@@ -137,6 +190,13 @@ class ExportOptions:
     int8: bool = False
     calib_images: int | None = None
     calib_dir: Path | None = None
+    calib_method: str | None = None
+    int8_keep_ends: bool | None = None
+    int8_tolerance: float | None = None
+    accept_int8: bool = False
+    int8_thresholds: str | None = None
+    int8_activations: str | None = None
+    openvino: bool = False
     engine: bool = False
     engine_precision: str | None = None
     min_batch: int = 1
@@ -161,6 +221,27 @@ class ExportOptions:
     def n_calib(self) -> int:
         return 64 if self.calib_images is None else self.calib_images
 
+    @property
+    def method(self) -> str:
+        """The int8 calibration method actually used."""
+        return self.calib_method or DEFAULT_CALIB_METHOD
+
+    @property
+    def keep_ends(self) -> bool:
+        """Whether the int8 variant keeps the end convolutions in fp32."""
+        return DEFAULT_KEEP_ENDS if self.int8_keep_ends is None else self.int8_keep_ends
+
+    @property
+    def activations(self) -> str:
+        """The int8 variant's activation type actually used."""
+        if self.int8_activations is not None:
+            return self.int8_activations
+        return "int8" if self.engine and self.precision == "int8" else "uint8"
+
+    @property
+    def tolerance(self) -> float:
+        return 0.5 if self.int8_tolerance is None else float(self.int8_tolerance)
+
     def wants_fp16(self) -> bool:
         """fp16 variant requested, or needed by an fp16 engine."""
         return self.fp16 or (self.engine and self.precision == "fp16")
@@ -168,7 +249,7 @@ class ExportOptions:
     def formats(self) -> list[str]:
         """Names of the table rows this export writes, in table order."""
         wanted = {"onnx", "onnx-fp16" if self.wants_fp16() else "", "onnx-int8" if self.int8 else "",
-                  "engine" if self.engine else "", "aoti" if self.aoti else "",
+                  "openvino" if self.openvino else "", "engine" if self.engine else "", "aoti" if self.aoti else "",
                   "triton" if self.triton_repo is not None else ""}
         return [f.name for f in EXPORT_FORMATS if f.name in wanted]
 
@@ -183,6 +264,23 @@ class ExportOptions:
         if (self.calib_images is not None or self.calib_dir is not None) and not self.int8:
             raise CdoError(f"{'--calib-images' if self.calib_images is not None else '--calib-dir'} "
                            "only applies to --int8")
+        int8_only = {"--calib-method": self.calib_method is not None, "--int8-keep-ends": self.int8_keep_ends is not None,
+                     "--int8-tolerance": self.int8_tolerance is not None, "--accept-int8": self.accept_int8,
+                     "--int8-thresholds": self.int8_thresholds is not None,
+                     "--int8-activations": self.int8_activations is not None}
+        for flag, given in int8_only.items():
+            if given and not self.int8:
+                raise CdoError(f"{flag} only applies to --int8")
+        if self.calib_method is not None and self.calib_method not in CALIB_METHODS:
+            raise CdoError(f"--calib-method must be one of {', '.join(CALIB_METHODS)}, got {self.calib_method!r}")
+        if self.int8_activations not in (None, *INT8_ACTIVATIONS):
+            raise CdoError(f"--int8-activations must be one of {', '.join(INT8_ACTIVATIONS)}")
+        if self.engine and self.precision == "int8" and self.activations != "int8":
+            raise CdoError("--engine-precision int8 needs --int8-activations int8 (TensorRT takes symmetric int8 only)")
+        if self.int8_thresholds not in (None, "own", "bundle"):
+            raise CdoError(f"--int8-thresholds must be own or bundle, got {self.int8_thresholds!r}")
+        if self.int8_tolerance is not None and not 0 <= self.int8_tolerance <= 100:
+            raise CdoError(f"--int8-tolerance must be within [0, 100] points, got {self.int8_tolerance}")
         if self.calib_dir is not None and not Path(self.calib_dir).is_dir():
             raise CdoError(f"--calib-dir {self.calib_dir} is not a folder")
         if self.calib_images is not None and self.calib_images < 1:

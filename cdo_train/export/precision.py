@@ -16,8 +16,13 @@ list, done directly on the graph:
 
 int8 (:func:`quantize_int8`): ONNX Runtime's static quantization in QDQ format,
 symmetric int8 activations and per-channel weights (zero points 0, as TensorRT
-requires), float biases, calibrated (min/max) on good training images; nodes
-outside the backbones are excluded. Its Q/DQ nodes are renamed ``qdq:<name>``: ONNX
+requires), float biases, calibrated on good training images (``minmax``,
+``percentile`` or ``entropy``, :data:`CALIB_METHODS`); nodes outside the
+backbones are excluded, and with ``keep_ends`` also each backbone's first
+convolution and the convolutions whose outputs leave the backbones (the
+features the discrepancy compares), see :func:`end_convs`. ``activations="uint8"``
+(the CPU default of ``cdo-export``) makes the activations asymmetric uint8
+instead. Its Q/DQ nodes are renamed ``qdq:<name>``: ONNX
 Runtime names them after the tensor they quantize (``/model/head/Cast_output_0_QuantizeLinear``),
 which would put them under the fp32 layer patterns of a weak-typed TensorRT build
 (:data:`cdo_deploy.engine_plan.FP32_LAYERS`), and trtexec would then force their int8 outputs to fp32.
@@ -35,14 +40,19 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .graph import is_backbone_node
+from .formats import CALIB_METHODS
+from .graph import BACKBONE_SCOPES, is_backbone_node
 
-__all__ = ["quantize_int8", "to_fp16"]
+__all__ = ["CALIB_METHODS", "HISTOGRAM_MAX_IMAGES", "end_convs", "quantize_int8", "to_fp16"]
 
 log = logging.getLogger(__name__)
 
 _FLOAT, _FLOAT16 = 1, 10
 QDQ_PREFIX = "qdq:"
+#: ONNX Runtime's percentile/entropy calibrators hold every activation of every calibration image in
+#: memory (about 0.1 GB per 256 px image for lite0; 200 images were killed at 18.7 GB): at most this many.
+HISTOGRAM_MAX_IMAGES = 32
+_PASS_THROUGH = {"Add", "Clip", "Relu", "Mul", "Sigmoid", "HardSigmoid", "HardSwish", "Identity", "BatchNormalization"}
 # inputs that must stay fp32 whatever the data type (ONNX type constraints)
 _KEEP_FP32_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}
 
@@ -170,13 +180,46 @@ class _ImageReader:
         return None if batch is None else {"image": np.ascontiguousarray(batch)}
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, calib_images: np.ndarray) -> Any:
+def end_convs(model: Any) -> list[str]:
+    """Names of each backbone's first Conv and of the Convs whose outputs leave the backbones.
+
+    From each tensor a non-backbone node consumes, the walk goes back through
+    element-wise nodes (activation, residual ``Add``: the input a Conv produced)
+    to the first Conv; the first Conv of each backbone in graph order is added.
+    """
+    g = model.graph
+    producer = {o: n for n in g.node for o in n.output}
+    names: list[str] = []
+    for scope in BACKBONE_SCOPES:
+        first = next((n for n in g.node if n.op_type == "Conv" and n.name.startswith(scope)), None)
+        if first is not None:
+            names.append(first.name)
+    leaving = {i for n in g.node if not is_backbone_node(n.name) for i in n.input
+               if i in producer and is_backbone_node(producer[i].name)}
+    for tensor in sorted(leaving):
+        node = producer.get(tensor)
+        for _ in range(8):
+            if node is None or node.op_type == "Conv" or node.op_type not in _PASS_THROUGH:
+                break
+            ins = [producer[i] for i in node.input if i in producer]
+            node = next((x for x in ins if x.op_type == "Conv"), ins[0] if ins else None)
+        if node is not None and node.op_type == "Conv" and node.name not in names:
+            names.append(node.name)
+    return names
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, calib_images: np.ndarray, method: str = "minmax",
+                  keep_ends: bool = False, activations: str = "int8") -> Any:
     """Write the int8 Q/DQ variant of ``fp32_path`` to ``out_path`` and return it.
 
     Args:
         fp32_path: the exported fp32 ONNX file (without metadata is fine).
         out_path: where to write the quantized model.
         calib_images: good images, uint8 (N, H, W, 3) at model resolution.
+        method: one of :data:`CALIB_METHODS`.
+        keep_ends: leave the :func:`end_convs` in fp32.
+        activations: ``int8`` (symmetric, zero point 0: TensorRT, OpenVINO) or ``uint8``
+            (asymmetric, ONNX Runtime's preferred x86 format; not for TensorRT).
 
     Returns:
         The quantized ``onnx.ModelProto``.
@@ -184,18 +227,32 @@ def quantize_int8(fp32_path: Path, out_path: Path, calib_images: np.ndarray) -> 
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    if method not in CALIB_METHODS:
+        raise ValueError(f"calibration method {method!r} is not one of {CALIB_METHODS}")
+    if method != "minmax" and len(calib_images) > HISTOGRAM_MAX_IMAGES:
+        log.warning("%s calibration keeps every activation in memory: using %d of the %d images (minmax has no "
+                    "such limit)", method, HISTOGRAM_MAX_IMAGES, len(calib_images))
+        pick = np.linspace(0, len(calib_images) - 1, HISTOGRAM_MAX_IMAGES).round().astype(int)
+        calib_images = calib_images[pick]
     model = onnx.load(str(fp32_path))
     exclude = [n.name for n in model.graph.node if not is_backbone_node(n.name)]
+    if keep_ends:
+        exclude += end_convs(model)
+    calib = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+             "entropy": CalibrationMethod.Entropy}[method]
+    symmetric = activations == "int8"
     quiet = _DropRecordsFrom("onnxruntime")  # ORT's quantizer logs per-tensor chatter on the root logger
     logging.root.addFilter(quiet)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_static(
-                str(fp32_path), str(out_path), _ImageReader(calib_images),
-                quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                per_channel=True, nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
-                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+                # histogram calibrators stack per-batch arrays: equal batches (of 1) for them
+                str(fp32_path), str(out_path), _ImageReader(calib_images, 8 if method == "minmax" else 1),
+                quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=exclude, calibrate_method=calib,
+                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True, "QuantizeBias": False,
+                               "CalibPercentile": 99.999},
             )
     finally:
         logging.root.removeFilter(quiet)

@@ -2,9 +2,10 @@
 
 ``config.yaml`` (training config), ``calibration.json`` (thresholds and
 normal-score statistics, see :mod:`cdo_train.evaluation`), ``summary.json``
-(metrics), and the run's good training images for int8 calibration: the same
-list, ``max_train_images`` cut and hold-out split as the trainer, so the
-hold-out images that calibrated the thresholds are never used.
+(metrics), and the run's data split as the trainer split it (:func:`run_splits`):
+good training images for int8 calibration (the hold-out images that calibrated
+the thresholds are never used for it), the held-out good images and the test
+set the int8 variant is checked on.
 
 Example:
     >>> info = read_run_info("result/exp/weave/seed_111")     # doctest: +SKIP
@@ -25,7 +26,7 @@ import yaml
 
 from cdo_deploy.errors import CdoError
 
-__all__ = ["RunInfo", "good_images", "read_run_info"]
+__all__ = ["RunInfo", "RunSplits", "good_images", "load_split", "read_run_info", "run_splits"]
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,51 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
                    _read(run / "summary.json", json.loads))
 
 
-def good_images(info: RunInfo, size: int, n: int, folder: Path | None = None) -> np.ndarray | None:
-    """Up to ``n`` good training images, uint8 (N, size, size, 3) RGB, spread over the set.
+@dataclass(frozen=True)
+class RunSplits:
+    """The run's samples as the trainer split them: good training images, held-out good, test."""
+
+    train: list[Any]
+    holdout: list[Any]
+    test: list[Any]
+
+
+def run_splits(info: RunInfo) -> RunSplits | None:
+    """The trainer's split of the run's data (:func:`cdo_train.data.splits.train_split`, the same config).
+
+    ``holdout`` holds the good images that calibrated the thresholds (the hold-out, or the run's
+    ``--calibration-dir`` images).
+
+    Returns:
+        The splits, or ``None`` when the training data is not reachable from here.
+    """
+    from ..config import TrainConfig
+    from ..data.splits import calibration_samples, samples, train_split
+
+    cfg = info.config
+    root = cfg.get("data_root")
+    if not root or not Path(root).is_dir():
+        return None
+    try:
+        train_cfg = TrainConfig().merged(cfg)
+        classes = list(train_cfg.class_names)
+        cls = classes[0] if classes else "all"
+        train, holdout = train_split(train_cfg, cls, train_cfg.seed)
+        calib = calibration_samples(train_cfg, holdout)
+    except CdoError as e:
+        log.warning("training images of %s are not usable: %s", info.run_dir, e)
+        return None
+    try:
+        test = samples(train_cfg, cls, "test")
+    except CdoError as e:
+        log.warning("test images of %s are not usable: %s", info.run_dir, e)
+        test = []
+    return RunSplits(train, calib, test)
+
+
+def good_images(info: RunInfo, size: int, n: int, folder: Path | None = None
+                ) -> tuple[np.ndarray, list[str]] | tuple[None, list[str]]:
+    """Up to ``n`` good training images, uint8 (N, size, size, 3) RGB, spread over the set, and their paths.
 
     Args:
         info: the run (its ``config.yaml`` names the dataset, class and split).
@@ -70,30 +114,30 @@ def good_images(info: RunInfo, size: int, n: int, folder: Path | None = None) ->
         folder: a folder of good images to use instead of the run's training set.
 
     Returns:
-        The images, or ``None`` when the training data is not reachable (and no ``folder``).
+        ``(images, absolute paths)``, or ``(None, [])`` when the training data is not
+        reachable (and no ``folder``). Held-out images are never among them.
 
     Raises:
         CdoError: ``folder`` is given but holds no images.
     """
-    from ..config import TrainConfig
     from ..data import list_samples, load_sample
-    from ..data.splits import train_split
 
     if folder is not None:
         samples = list_samples("folder", folder, None, "train")
     else:
-        cfg = info.config
-        root = cfg.get("data_root")
-        if not root or not Path(root).is_dir():
-            return None
-        try:
-            train_cfg = TrainConfig().merged(cfg)
-            classes = list(train_cfg.class_names)
-            samples, _holdout = train_split(train_cfg, classes[0] if classes else "all", train_cfg.seed)
-        except CdoError as e:
-            log.warning("training images of %s are not usable: %s", info.run_dir, e)
-            return None
+        splits = run_splits(info)
+        samples = splits.train if splits is not None else []
     if not samples:
-        return None
+        return None, []
     pick = np.unique(np.linspace(0, len(samples) - 1, min(n, len(samples))).round().astype(int))
-    return np.stack([load_sample(samples[i], size)[0] for i in pick])
+    return (np.stack([load_sample(samples[i], size)[0] for i in pick]),
+            [str(Path(samples[i].path).resolve()) for i in pick])
+
+
+def load_split(samples: list[Any], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Samples -> (images (N, size, size, 3) uint8, masks (N, size, size) bool, labels (N,), names)."""
+    from ..data import load_sample
+
+    pairs = [load_sample(s, size) for s in samples]
+    return (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]),
+            np.array([s.label for s in samples], np.int64), [f"{s.defect_type}/{Path(s.path).name}" for s in samples])

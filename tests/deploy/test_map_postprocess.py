@@ -86,3 +86,44 @@ def test_ng_without_a_pixel_above_the_pixel_threshold_gets_the_flagged_region_ar
     # min_area dropped every region: the fallback still locates the defect
     (r,) = locate_defects(m, True, 0.8, 0.7, (80, 80), min_area=1000)
     assert r.kind == "map_max" and (r.x0, r.y0, r.x1, r.y1) == (40, 20, 60, 40)
+
+
+def _reference_regions(m: np.ndarray, thr: float, image_shape: tuple[int, int]) -> list[dict]:
+    """Whole-map labelling with scipy (independent of OpenCV), boxes scaled as documented."""
+    import math
+
+    from scipy import ndimage
+
+    lab, n = ndimage.label(m >= thr, structure=np.ones((3, 3)))
+    sy, sx = image_shape[0] / m.shape[0], image_shape[1] / m.shape[1]
+    out = []
+    for i in range(1, n + 1):
+        ys, xs = np.nonzero(lab == i)
+        out.append({"box": [math.floor(xs.min() * sx), math.floor(ys.min() * sy),
+                            min(image_shape[1], math.ceil((xs.max() + 1) * sx)),
+                            min(image_shape[0], math.ceil((ys.max() + 1) * sy))],
+                    "area": int(round(len(ys) * sx * sy)), "peak": round(float(m[ys, xs].max()), 6),
+                    "kind": "threshold"})
+    return sorted(out, key=lambda r: r["peak"], reverse=True)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_regions_equal_whole_map_labelling(seed):
+    """Labelling only the rectangle around the pixels above the threshold finds the same regions."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    h, w = [(64, 64), (256, 256), (40, 96)][seed % 3]
+    m = ndimage.gaussian_filter(rng.standard_normal((h, w)), 2 + seed % 2).astype(np.float32)
+    if seed == 5:
+        m[:, 0] = m[-1, :] = 10.0 + rng.random()  # regions touching the borders
+    thr = float(np.quantile(m, [0.6, 0.97, 0.995][seed % 3]))
+    got = [r.to_dict() for r in find_regions(m, thr, (2 * h, 3 * w), max_regions=10_000)]
+    assert got == _reference_regions(m, thr, (2 * h, 3 * w)) and got
+
+
+def test_a_nan_map_of_an_ng_part_is_flagged_whole_never_raises():
+    from cdo_deploy.postprocess import locate_defects
+
+    (r,) = locate_defects(np.full((4, 4), np.nan, np.float32), True, 0.5, 0.6, (8, 6))
+    assert (r.x0, r.y0, r.x1, r.y1, r.area, r.kind) == (0, 0, 6, 8, 48, "map_max")

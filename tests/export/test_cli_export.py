@@ -66,6 +66,10 @@ def test_list_formats_shows_the_table():
     for name in ("onnx", "onnx-fp16", "onnx-int8", "engine", "triton"):
         assert re.search(rf"^{name}\s", r.stdout, re.M), r.stdout
     assert "tensorrt" in r.stdout.lower()
+    # the measured speed/accuracy and the CPU features they depend on, for every format
+    assert "measured on" in r.stdout and re.search(r"^this CPU: .*AVX2 (yes|no), .*VNNI (yes|no), AMX", r.stdout, re.M)
+    for name in ("onnx", "onnx-fp16", "onnx-int8", "openvino", "engine"):
+        assert re.search(rf"^  {name}: speed .+; accuracy .+; depends on .+", r.stdout, re.M), name
 
 
 def _one_line_error(r, needle: str) -> None:
@@ -81,6 +85,8 @@ def _one_line_error(r, needle: str) -> None:
     (["--engine", "--engine-precision", "int8"], "needs --int8"),
     (["--engine-precision", "fp16"], "only applies to --engine"),
     (["--calib-images", "8"], "only applies to --int8"),
+    (["--accept-int8"], "--accept-int8 only applies to --int8"),
+    (["--int8", "--int8-activations", "uint8", "--engine", "--engine-precision", "int8"], "needs --int8-activations int8"),
     (["--min-batch", "8", "--max-batch", "4"], "--min-batch"),
     (["--opt-batch", "64"], "--max-batch"),
 ])

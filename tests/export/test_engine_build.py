@@ -233,3 +233,11 @@ def test_engine_build_loads_without_torch_or_cdo_train():
     loaded = modules_after("import cdo_deploy.engine_build")
     bad = [m for m in loaded if m == "torch" or m.startswith(("torch.", "cdo_train", "onnx"))]
     assert not bad, bad
+
+
+def test_an_int8_engine_from_the_cpu_uint8_variant_is_refused_before_tensorrt_loads(fake_bundle):
+    meta = load_bundle_meta(fake_bundle)
+    meta.int8_check = {"settings": {"activations": "uint8 asymmetric"}}
+    meta.save(fake_bundle)
+    with pytest.raises(CdoError, match="--int8-activations int8"):
+        build_engine(fake_bundle, "int8")

@@ -15,12 +15,24 @@ from cdo_train.export.checks import tensorrt_problems
 from cdo_train.export.formats import module_available
 from cdo_train.export.verify import onnx_session, run_onnx
 
-VARIANTS = ("model.onnx", "model_fp16.onnx", "model_int8.onnx")
+FILES = ("model.onnx", "model_fp16.onnx", "model_int8.onnx")
+VARIANTS = ("model.onnx", "model_fp16.onnx", "int8-symmetric")  # the TensorRT walk: int8 as TensorRT takes it
+
+
+@pytest.fixture(scope="module")
+def symmetric_int8(exported, tmp_path_factory):
+    """The int8 variant as ``--int8-activations int8`` writes it (for TensorRT), from the bundle's fp32 graph."""
+    from cdo_train.export.precision import quantize_int8
+
+    images = np.random.default_rng(3).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    out = tmp_path_factory.mktemp("int8") / "model_int8_symmetric.onnx"
+    return quantize_int8(exported.bundle / "model.onnx", out, images, activations="int8")
 
 
 @pytest.mark.parametrize("name", VARIANTS)
-def test_exported_graphs_pass_the_checker_and_the_tensorrt_walk(exported, name):
-    proto = onnx.load(str(exported.bundle / name))
+def test_exported_graphs_pass_the_checker_and_the_tensorrt_walk(exported, name, request):
+    proto = request.getfixturevalue("symmetric_int8") if name == "int8-symmetric" else \
+        onnx.load(str(exported.bundle / name))
     onnx.checker.check_model(proto, full_check=True)
     assert tensorrt_problems(proto) == []
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [17]
@@ -39,7 +51,7 @@ def test_exported_graphs_pass_the_checker_and_the_tensorrt_walk(exported, name):
 
 @pytest.mark.skipif(shutil.which("polygraphy") is None or not module_available("onnx_graphsurgeon"),
                     reason="polygraphy not installed (pip install polygraphy onnx-graphsurgeon: the dev extra)")
-@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("name", FILES)
 def test_polygraphy_lint_passes_and_inspect_sees_static_output_shapes(exported, name, tmp_path):
     report = tmp_path / "lint.json"
     r = subprocess.run(["polygraphy", "check", "lint", str(exported.bundle / name), "-o", str(report)],
@@ -57,7 +69,7 @@ def test_weak_typing_fp32_patterns_cover_the_head_and_no_qdq_node(exported):
     input normalisation and head, and never a Q/DQ node (trtexec would force its int8 output to fp32)."""
     from cdo_deploy.engine_plan import BACKBONE_SCOPES, FP32_LAYERS, matches_layer
 
-    for name in VARIANTS:
+    for name in FILES:
         nodes = onnx.load(str(exported.bundle / name)).graph.node
         pinned = {n.name for n in nodes if any(matches_layer(p, n.name) for p in FP32_LAYERS)}
         outside = {n.name for n in nodes if not n.name.startswith(BACKBONE_SCOPES)}
@@ -67,14 +79,24 @@ def test_weak_typing_fp32_patterns_cover_the_head_and_no_qdq_node(exported):
         assert all(any(matches_layer(p, n) for n in pinned) for p in FP32_LAYERS), name
 
 
-def test_precision_lives_in_the_graph_head_stays_fp32(exported):
+def test_default_int8_has_uint8_activations_which_only_tensorrt_rejects(exported):
+    """The CPU default: asymmetric uint8 activations; the walk flags only their uint8 tensors / zero points."""
+    proto = onnx.load(str(exported.bundle / "model_int8.onnx"))
+    inits = {t.name: t for t in proto.graph.initializer}
+    act = [n for n in proto.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
+    assert act and {inits[n.input[2]].data_type for n in act} == {TensorProto.UINT8}
+    problems = tensorrt_problems(proto)
+    assert problems and all("UINT8" in p or "zero point" in p for p in problems)
+
+
+def test_precision_lives_in_the_graph_head_stays_fp32(exported, symmetric_int8):
     fp16 = onnx.load(str(exported.bundle / "model_fp16.onnx"))
     init_types = {t.name: t.data_type for t in fp16.graph.initializer}
     convs = {n.name: init_types[n.input[1]] for n in fp16.graph.node if n.op_type == "Conv"}
     backbone = {t for name, t in convs.items() if name.startswith(("/model/teacher/", "/model/student/"))}
     head = {t for name, t in convs.items() if name.startswith("/model/head/")}
     assert backbone == {TensorProto.FLOAT16} and head == {TensorProto.FLOAT}
-    int8 = onnx.load(str(exported.bundle / "model_int8.onnx"))
+    int8 = symmetric_int8
     producer = {o: n for n in int8.graph.node for o in n.output}
     quantized = [producer[n.input[0]].name for n in int8.graph.node
                  if n.op_type == "QuantizeLinear" and n.input[0] in producer]

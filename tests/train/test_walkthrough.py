@@ -88,11 +88,14 @@ def test_readme_walkthrough_ends_in_an_inspected_folder(tmp_path):
     assert calib["good_images"] == str(work / "my_parts" / "calib_good")
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["data_root"] == str(work / "my_parts") and cfg["normal_dir"] == str(work / "my_parts" / "good")
-    # paths are stored absolute: an int8 export from another folder still finds the training images
+    # paths are stored absolute: an int8 export from another folder still finds the training images, and the
+    # int8 check its calibration and test images (--accept-int8: this 64 px few-step model may fail the check)
     other = tmp_path / "elsewhere"
     other.mkdir()
-    r = subprocess.run(["cdo-export", str(run), "-o", "b8", "--int8", "--calib-images", "4"], cwd=other, env=env,
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(["cdo-export", str(run), "-o", "b8", "--int8", "--calib-images", "4", "--accept-int8"],
+                       cwd=other, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     assert "int8 calibrated on 4 good images" in r.stderr
+    check = json.loads((other / "b8" / "model.json").read_text())["int8_check"]
+    assert check["holdout"]["n"] == 10 and check["test"]["n"] > 0, check  # calib_good and the labelled test set
     assert attempts.read_text() == ""  # training, export and inspection without one network call

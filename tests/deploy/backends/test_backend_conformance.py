@@ -1,7 +1,8 @@
 """One conformance test over every registered backend (Polygraphy-style contract).
 
 Backends that cannot run here are skipped with their own reason (TensorRT needs
-an NVIDIA GPU and the tensorrt + cuda-bindings packages). The torch backend runs
+an NVIDIA GPU and the tensorrt + cuda-bindings packages). ONNX Runtime and
+OpenVINO run the same ONNX file. The torch backend runs
 an AOTInductor package of the tiny graph, compiled here for the CPU (or the GPU
 when there is one): that takes about a minute, so its row is slow-marked.
 """
@@ -43,7 +44,7 @@ def torch_pt2(tmp_path_factory, tiny):
 
 @pytest.fixture(scope="module")
 def model_files(tiny_bundle, tmp_path_factory, tiny):
-    files = {"onnxruntime": tiny_bundle / "model.onnx"}
+    files = {"onnxruntime": tiny_bundle / "model.onnx", "openvino": tiny_bundle / "model.onnx"}
     if BACKENDS.get("tensorrt").availability() is None:
         engine = tmp_path_factory.mktemp("engine") / "model.engine"
         tiny.build_engine(files["onnxruntime"], engine, tiny.size)

@@ -1,4 +1,5 @@
-"""Tests for cdo_train.metrics: hand-computed cases, scikit-learn and an independent AUPRO reference."""
+"""Tests for cdo_deploy.metrics (re-exported as cdo_train.metrics): hand-computed cases, scikit-learn
+and an independent AUPRO reference (scipy labelling, a loop over thresholds)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score
 
-from cdo_train.metrics import (
+from cdo_deploy.metrics import (
     METRIC_KEYS,
     aupro,
     compute_metrics,
