@@ -11,7 +11,7 @@ Everything from the uint8 cast to the score runs inside the graph.
 ``model.json`` (also stored as ONNX metadata under key ``cdo``) holds::
 
     format, format_version, input{name,height,width,channels,channel_order,layout,dtype},
-    outputs[...], backbone, levels, blur_sigma, score_rule{kind,k},
+    outputs[...], backbone, levels, blur_sigma, score_rule{kind,k,levels},
     thresholds{image,pixel,source}, normal_stats{n,mean,std,p50,p95,p99,max},
     train{...resolved config...}, metrics{...}, onnx_sha256,
     variants{name: file}  (e.g. fp32 -> model.onnx, fp16 -> model_fp16.onnx),

@@ -87,6 +87,10 @@ def _bool_option(name: str, dest: str, help: str):
 @click.option("--seed", type=int, default=None)
 @click.option("--seeds", type=int, default=None, help="Run N seeds: seed, seed+1, ...")
 @click.option("--eval-every", type=int, default=None, help="Evaluate every N optimiser steps and at the end (default 250).")
+@click.option("--score-levels", type=click.IntRange(0, 3), default=None,
+              help="The image score reads the map of the first N feature levels (strides 4, 8, 16); "
+                   "0 = all three, the paper's. Default 2. The anomaly map always sums all three; "
+                   "with --head cdo+knn the score is the fused map's.")
 @click.option("--student", type=click.Choice(["same", "light"]), default=None,
               help="same: the teacher's architecture (the paper's); light: a small asymmetric student.")
 @click.option("--head", type=click.Choice(["cdo", "cdo+knn"]), default=None,

@@ -38,10 +38,11 @@ import yaml
 
 from cdo_deploy.errors import CdoError
 
-__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "MIN_CALIBRATION_IMAGES", "TrainConfig", "load_config_file"]
+__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "SCORE_LEVELS", "MIN_CALIBRATION_IMAGES", "TrainConfig", "load_config_file"]
 
 DATASETS = ("mvtec2d", "mvtec3d", "folder")
 DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/hard_surfaces.md)
+SCORE_LEVELS = 2  # the image score reads strides 4 + 8 (docs/hard_surfaces.md, "Image score")
 _LENGTH_KEYS = ("steps", "epochs")
 STUDENTS = ("same", "light")  # cdo_train.students
 HEADS = ("cdo", "cdo+knn")  # cdo+knn: fused with the memory bank (cdo_train.memory_bank)
@@ -86,6 +87,7 @@ class TrainConfig:
     blur_sigma: float = 4.0
     score_rule: str = "max"
     topk: int = 100
+    score_levels: int = SCORE_LEVELS
     head: str = "cdo"
     bank_size: int = 1024
     student: str = "same"
@@ -120,6 +122,7 @@ class TrainConfig:
             (self.gamma >= 0, "--gamma must be >= 0"),
             (0.0 <= self.holdout_fraction < 1.0, "holdout_fraction must be in [0, 1)"),
             (self.score_rule in ("max", "topk_mean"), "score_rule must be max or topk_mean"),
+            (0 <= self.score_levels <= 3, "--score-levels must be 0 (all levels), 1, 2 or 3"),
             (self.head in HEADS, f"--head must be one of {', '.join(HEADS)}"),
             (self.bank_size >= 1, "--bank-size must be >= 1"),
             (self.student in STUDENTS, f"--student must be one of {', '.join(STUDENTS)}"),

@@ -16,7 +16,14 @@ Anomaly map (evaluation and export)::
     D = sum_l upsample_bilinear(d_l -> level-0 size)       # (B, 1, H/4, W/4)
     D = gaussian_blur(D, sigma_feat)                       # separable, reflect pad
     anomaly_map = upsample_bilinear(D -> (H, W))            # (B, 1, H, W)
-    score = max(anomaly_map)   or   mean(top-k of anomaly_map)
+    score = max(S)   or   mean(top-k of S)
+
+where ``S`` is the same map built from the first ``score_levels`` levels only
+(default for new runs: 2, strides 4 and 8; 0 = all levels, so ``S`` is the
+anomaly map itself, as in the paper and in runs saved before the option). The
+stride-16 level localises large defects well but, on stochastic surfaces, its
+coarse cells also respond to ordinary variation of the texture, which raises
+the maximum of good images and blurs the OK/NG separation (docs/hard_surfaces.md).
 
 The blur runs at the stride-4 resolution: sigma 4 px at 256 px input is
 sigma 1 at 64 x 64 (9 taps instead of 33 on a 16x larger map). ``blur_sigma``
@@ -34,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +50,7 @@ from torch import nn
 __all__ = ["DiscrepancyHead", "gaussian_kernel1d", "level_discrepancy", "level_discrepancies"]
 
 EPS = 1e-12
+LevelSum = Callable[[list[torch.Tensor], list[torch.Tensor]], torch.Tensor]
 
 
 def level_discrepancy(fe: torch.Tensor, fa: torch.Tensor, eps: float = EPS) -> torch.Tensor:
@@ -83,6 +92,9 @@ class DiscrepancyHead(nn.Module):
         score_rule: ``"max"`` or ``"topk_mean"``.
         topk: k for ``"topk_mean"`` (pixels of the full-size map; < 3840 for TensorRT).
         feature_stride: stride of level 0 (4).
+        score_levels: the image score reads the map of the first ``score_levels`` levels only;
+            0 (or the number of levels or more) = the anomaly map itself. With a memory bank the
+            score is always that of the fused map.
     """
 
     def __init__(
@@ -92,10 +104,14 @@ class DiscrepancyHead(nn.Module):
         score_rule: str = "max",
         topk: int = 100,
         feature_stride: int = 4,
+        score_levels: int = 0,
     ) -> None:
         super().__init__()
         if score_rule not in ("max", "topk_mean"):
             raise ValueError(f"unknown score rule {score_rule!r}")
+        if score_levels < 0:
+            raise ValueError(f"score_levels must be >= 0, got {score_levels}")
+        self.score_levels = int(score_levels)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.score_rule = score_rule
         self.topk = int(topk)
@@ -106,13 +122,31 @@ class DiscrepancyHead(nn.Module):
         self.register_buffer("kx", kernel.view(1, 1, 1, -1), persistent=False)
         self.register_buffer("ky", kernel.view(1, 1, -1, 1), persistent=False)
 
-    def low_res_map(self, fe: list[torch.Tensor], fa: list[torch.Tensor], bank: nn.Module | None = None) -> torch.Tensor:
-        """Summed (and with a memory ``bank``, fused: ``MemoryBank.fuse``), blurred discrepancy at level-0
-        resolution, (B, 1, H/4, W/4)."""
-        from .triton_head import fused_level_sum  # Triton on CUDA without autograd; this reference otherwise
+    def low_res_maps(self, fe: list[torch.Tensor], fa: list[torch.Tensor], bank: nn.Module | None = None,
+                     level_sum: LevelSum | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Blurred level-0-resolution maps (B, 1, H/4, W/4): ``(map, score_map)``.
 
-        d = fused_level_sum(fe, fa)
-        return self.blur(d if bank is None else bank.fuse(d, fe))
+        ``map`` is the summed (with a memory ``bank``: fused, ``MemoryBank.fuse``) discrepancy;
+        ``score_map`` the one the image score reads (the same tensor unless ``score_levels`` selects
+        fewer levels). ``level_sum`` sums levels at level-0 size (default: the fused Triton kernel on
+        CUDA without autograd, its reference otherwise).
+        """
+        if level_sum is None:
+            from .triton_head import fused_level_sum as level_sum
+        k = self.score_levels
+        if bank is not None or k == 0 or k >= len(fe):
+            d = level_sum(fe, fa)
+            d = self.blur(d if bank is None else bank.fuse(d, fe))
+            return d, d
+        part = level_sum(fe[:k], fa[:k])
+        size = part.shape[-2:]
+        rest = [F.interpolate(level_discrepancy(e, a), size=size, mode="bilinear", align_corners=False)
+                for e, a in zip(fe[k:], fa[k:])]
+        return self.blur(part + sum(rest)), self.blur(part)
+
+    def low_res_map(self, fe: list[torch.Tensor], fa: list[torch.Tensor], bank: nn.Module | None = None) -> torch.Tensor:
+        """The blurred anomaly map at level-0 resolution, (B, 1, H/4, W/4) (first of ``low_res_maps``)."""
+        return self.low_res_maps(fe, fa, bank)[0]
 
     def blur(self, d: torch.Tensor) -> torch.Tensor:
         """The separable Gaussian blur (reflect padding) of a (B, 1, h, w) level-0 map."""
@@ -128,8 +162,12 @@ class DiscrepancyHead(nn.Module):
             return flat.amax(1)
         return flat.topk(min(self.topk, flat.shape[1]), dim=1).values.mean(1)
 
-    def forward(self, fe: list[torch.Tensor], fa: list[torch.Tensor],
-                bank: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        d = self.low_res_map(fe, fa, bank)
-        amap = F.interpolate(d, size=self.image_size, mode="bilinear", align_corners=False)
-        return amap, self.score(amap)
+    def forward(self, fe: list[torch.Tensor], fa: list[torch.Tensor], bank: nn.Module | None = None,
+                level_sum: LevelSum | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        d, s = self.low_res_maps(fe, fa, bank, level_sum)
+        amap = self.upsample(d)
+        return amap, self.score(amap if s is d else self.upsample(s))
+
+    def upsample(self, d: torch.Tensor) -> torch.Tensor:
+        """A level-0 map (B, 1, h, w) at the input size (B, 1, H, W), bilinear."""
+        return F.interpolate(d, size=self.image_size, mode="bilinear", align_corners=False)

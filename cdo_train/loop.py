@@ -115,7 +115,7 @@ class TrainingRun:
             self.held = load_images(calib, size) if calib else None
         self.good_source = cfg.calibration_dir or "hold-out"
         mcfg = ModelConfig(cfg.backbone, size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights,
-                           student=cfg.student)
+                           student=cfg.student, score_levels=cfg.score_levels)
         self.model = CDOModel(mcfg).to(device)
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)

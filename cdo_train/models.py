@@ -43,6 +43,7 @@ class ModelConfig:
     teacher_weights: str | None = None
     bank_size: int = 0  # > 0: the memory-bank head (``cdo_train.memory_bank``) with this many patches
     student: str = "same"  # "same": the teacher's architecture; "light": ``cdo_train.students``
+    score_levels: int = 0  # the image score reads the first N levels' map; 0 = all (runs saved before it)
 
     @property
     def head(self) -> str:
@@ -123,7 +124,7 @@ class CDOModel(nn.Module):
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1))
         size = (cfg.image_size, cfg.image_size)
-        self.head = DiscrepancyHead(size, cfg.blur_sigma, cfg.score_rule, cfg.topk)
+        self.head = DiscrepancyHead(size, cfg.blur_sigma, cfg.score_rule, cfg.topk, score_levels=cfg.score_levels)
         self.bank: MemoryBank | None = None
         if cfg.bank_size > 0:  # shape only: the trainer fills it (set_bank), load_model loads it
             channels = sum(self.teacher.feature_info.channels()[i] for i in KNN_LEVELS)

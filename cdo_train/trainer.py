@@ -99,7 +99,8 @@ def resume_config(run_dir: str | Path, **overrides: Any) -> tuple[TrainConfig, d
         raise CdoError(f"--resume continues the run with its own config; it does not take {', '.join(bad)} "
                        f"(only {', '.join(RESUME_OVERRIDES)})")
     ckpt = load_checkpoint(run_dir)
-    return TrainConfig().merged({**ckpt["config"], **overrides}), ckpt
+    # a checkpoint from before --score-levels existed keeps the score it was started with (all levels)
+    return TrainConfig().merged({"score_levels": 0, **ckpt["config"], **overrides}), ckpt
 
 
 def resume(run_dir: str | Path, **overrides: Any) -> RunResult:

@@ -11,7 +11,8 @@ The exported graph is the bundle contract (:mod:`cdo_deploy.bundle`)::
       -> permute to NCHW (a channels-last view, no copy) -> float / 255 -> (x - mean) / std
       -> teacher, student in ``precision`` (fp16: backbones in half, channels-last on CUDA)
       -> level sum in fp32 (the fused Triton kernel of :mod:`cdo_train.triton_head` on CUDA,
-         embedded in the package; the reference on CPU), blur, upsample, score
+         embedded in the package; the reference on CPU), then ``DiscrepancyHead`` itself: blur,
+         upsample, score
       -> anomaly_map float32 (B, 1, H, W), score float32 (B,)
 
 A package is specific to the device kind (CPU packages need a C++ compiler to
@@ -38,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cdo_deploy.bundle import load_bundle_meta
@@ -87,23 +87,9 @@ class AotiGraph(nn.Module):
         x = image.permute(0, 3, 1, 2).float() / 255.0
         x = ((x - m.mean) / m.std).to(self.dtype)
         fe, fa = list(m.teacher(x)), list(m.student(x))
-        if self.fused_head:
-            from ..triton_head import fused_level_sum
+        from ..triton_head import fused_level_sum, reference_level_sum
 
-            d = fused_level_sum(fe, fa)
-        else:
-            from ..triton_head import reference_level_sum
-
-            d = reference_level_sum(fe, fa)
-        if m.bank is not None:
-            d = m.bank.fuse(d, fe)
-        head = m.head
-        if head.pad > 0:  # the blur of DiscrepancyHead.low_res_map
-            p = head.pad
-            d = F.conv2d(F.pad(d, (p, p, 0, 0), mode="reflect"), head.kx)
-            d = F.conv2d(F.pad(d, (0, 0, p, p), mode="reflect"), head.ky)
-        amap = F.interpolate(d, size=head.image_size, mode="bilinear", align_corners=False)
-        return amap, head.score(amap)
+        return m.head(fe, fa, m.bank, level_sum=fused_level_sum if self.fused_head else reference_level_sum)
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,9 @@ def _meta(model: Any, info: RunInfo, variants: dict[str, str], parity: list[Pari
     rule: dict[str, Any] = {"kind": cfg.score_rule}
     if cfg.score_rule == "topk_mean":
         rule["k"] = cfg.topk
+    n_levels = len(BACKBONES.get(cfg.backbone).out_indices)
+    if model.bank is None and 0 < cfg.score_levels < n_levels:
+        rule["levels"] = cfg.score_levels  # the score reads the map of the first N levels only
     h, w = model.head.image_size
     return BundleMeta(
         height=h, width=w, backbone=cfg.backbone, levels=list(BACKBONES.get(cfg.backbone).out_indices),

@@ -123,3 +123,56 @@ def test_light_student_has_the_teachers_levels_and_is_much_smaller():
     n_student = sum(p.numel() for p in m.student.parameters())
     n_teacher = sum(p.numel() for p in m.teacher.parameters())
     assert n_student < 0.5 * n_teacher
+
+
+def _levels(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(2, 6, 16, 16), (2, 8, 8, 8), (2, 10, 4, 4)]
+    fe = [torch.randn(*s, generator=g) for s in shapes]
+    fa = [e + 0.5 * torch.randn(*e.shape, generator=g) for e in fe]
+    return fe, fa
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_score_levels_score_reads_the_first_levels_and_the_map_is_unchanged(k):
+    fe, fa = _levels()
+    full = DiscrepancyHead((64, 64))
+    head = DiscrepancyHead((64, 64), score_levels=k)
+    amap_all, score_all = full(fe, fa)
+    amap, score = head(fe, fa)
+    assert torch.allclose(amap, amap_all, atol=1e-6)  # the map still sums every level
+    # the score is the max of the map the first k levels alone make (what the all-levels head gives them)
+    amap_k, score_k = full(fe[:k], fa[:k])
+    assert torch.allclose(score, score_k, atol=1e-6)
+    assert not torch.allclose(score, score_all, atol=1e-3)
+    # discrepancies are >= 0 and blur / upsample are positive: the score never exceeds the map's max,
+    # so a pixel threshold at or below the image threshold still finds an NG part's defect
+    assert bool((score <= amap.flatten(1).amax(1) + 1e-6).all())
+
+
+@pytest.mark.parametrize("k", [0, 3, 5])
+def test_score_levels_zero_or_all_is_the_papers_score(k):
+    fe, fa = _levels(1)
+    amap, score = DiscrepancyHead((64, 64), score_levels=k)(fe, fa)
+    assert torch.equal(score, amap.flatten(1).amax(1))
+
+
+def test_score_levels_model_default_and_old_runs():
+    from cdo_train.config import SCORE_LEVELS, TrainConfig
+
+    assert TrainConfig().score_levels == SCORE_LEVELS == 2  # new runs
+    assert ModelConfig().score_levels == 0  # a model_config.json saved before the option: all levels, as trained
+    m = CDOModel(ModelConfig("resnet18", image_size=64, teacher_weights="random", score_levels=2))
+    with torch.no_grad():
+        amap, score = m(torch.rand(2, 3, 64, 64))
+    assert bool((score <= amap.flatten(1).amax(1) + 1e-6).all())
+    with pytest.raises(CdoError, match="score-levels"):
+        TrainConfig(score_levels=4)
+
+
+def test_resume_of_a_checkpoint_from_before_score_levels_keeps_all_levels(monkeypatch, tmp_path):
+    from cdo_train import trainer
+
+    for saved, want in (({}, 0), ({"score_levels": 2}, 2), ({"score_levels": 1}, 1)):
+        monkeypatch.setattr(trainer, "load_checkpoint", lambda d, s=saved: {"config": {"data_root": str(tmp_path), **s}})
+        assert trainer.resume_config(tmp_path)[0].score_levels == want
