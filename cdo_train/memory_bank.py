@@ -7,7 +7,7 @@ measures, per patch, how far the test patch is from its nearest normal patch
 that distance to CDO's discrepancy after putting both on the scale of the
 held-out good images::
 
-    q      = [avgpool3x3(fe_8), upsample(avgpool3x3(fe_16))]     # (B, C, H/8, W/8), C = C_8 + C_16
+    q      = [avgpool3x3(fe_8), upsample(avgpool3x3(fe_16))]     # (B, C, H/8, W/8), C = C_8 + C_16, zero pad
     knn    = min_m |q - bank_m|_2                                 # (B, 1, H/8, W/8): MatMul, ArgMin, Gather
     fused  = (D - mu_cdo) / sd_cdo + (up(knn) - mu_knn) / sd_knn  # (B, 1, H/4, W/4), before the blur
 
@@ -49,7 +49,10 @@ _PROJECTION_DIM = 128
 
 def patch_features(fe: list[torch.Tensor], levels: tuple[int, ...] = KNN_LEVELS) -> torch.Tensor:
     """Locally aware patch features: 3x3-averaged levels at the first level's size, (B, C, h, w)."""
-    maps = [F.avg_pool2d(fe[i].float(), 3, stride=1, padding=1, count_include_pad=False) for i in levels]
+    # zero padding counted, as PatchCore (torch's AvgPool2d default): excluding it makes border patches
+    # averages of 4-6 values, noisier than any interior patch, and they then dominate the map (on the
+    # photo turf suite, random 10 % bank: pixel AUROC 0.51 excluded vs 0.69 counted)
+    maps = [F.avg_pool2d(fe[i].float(), 3, stride=1, padding=1, count_include_pad=True) for i in levels]
     size = maps[0].shape[-2:]
     maps = [m if m.shape[-2:] == size else F.interpolate(m, size=size, mode="bilinear", align_corners=False)
             for m in maps]
