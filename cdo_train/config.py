@@ -42,7 +42,8 @@ __all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "SCORE_LEVELS", "MIN_CALIBRATIO
 
 DATASETS = ("mvtec2d", "mvtec3d", "folder")
 DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/hard_surfaces.md)
-SCORE_LEVELS = 2  # the image score reads strides 4 + 8 (docs/hard_surfaces.md, "Image score")
+SCORE_LEVELS = 0  # the image score reads all levels; 2 (strides 4 + 8) helps stochastic surfaces, costs others
+                  # (docs/hard_surfaces.md, "Image score")
 _LENGTH_KEYS = ("steps", "epochs")
 STUDENTS = ("same", "light")  # cdo_train.students
 HEADS = ("cdo", "cdo+knn")  # cdo+knn: fused with the memory bank (cdo_train.memory_bank)

@@ -18,16 +18,12 @@ Anomaly map (evaluation and export)::
     anomaly_map = upsample_bilinear(D -> (H, W))            # (B, 1, H, W)
     score = max(S)   or   mean(top-k of S)
 
-where ``S`` is the same map built from the first ``score_levels`` levels only
-(default for new runs: 2, strides 4 and 8; 0 = all levels, so ``S`` is the
-anomaly map itself, as in the paper and in runs saved before the option). The
-stride-16 level localises large defects well but, on stochastic surfaces, its
-coarse cells also respond to ordinary variation of the texture, which raises
-the maximum of good images and blurs the OK/NG separation (docs/hard_surfaces.md).
-
-The blur runs at the stride-4 resolution: sigma 4 px at 256 px input is
-sigma 1 at 64 x 64 (9 taps instead of 33 on a 16x larger map). ``blur_sigma``
-is given in input pixels at 256 px and scales with the input size.
+where ``S`` is the anomaly map itself (``score_levels`` 0, the default and the
+paper's rule) or the same map built from the first ``score_levels`` levels only.
+On stochastic surfaces the stride-16 level also answers ordinary texture
+variation, and ``score_levels=2`` (strides 4 + 8) separated OK from NG better
+there, but it lost on a surface whose defects the stride-16 level sees best
+(docs/hard_surfaces.md), so it is an option, not the default.
 
 Example:
     >>> import torch

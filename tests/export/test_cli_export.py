@@ -23,7 +23,7 @@ def test_bundle_holds_graph_thresholds_statistics_config_and_metrics(exported):
     summary = json.loads((exported.run / "summary.json").read_text())
     config = yaml.safe_load((exported.run / "config.yaml").read_text())
     assert (meta.height, meta.width, meta.backbone, meta.channel_order) == (64, 64, "resnet18", "RGB")
-    assert meta.levels == [1, 2, 3] and meta.blur_sigma == 4.0 and meta.score_rule == {"kind": "max", "levels": 2}
+    assert meta.levels == [1, 2, 3] and meta.blur_sigma == 4.0 and meta.score_rule == {"kind": "max"}
     assert meta.image_threshold == calib["image_threshold"] and meta.pixel_threshold == calib["pixel_threshold"]
     assert meta.threshold_source == calib["source"] == "f1_optimal_test"
     assert {k: meta.normal_stats[k] for k in calib["normal_stats"]} == calib["normal_stats"]

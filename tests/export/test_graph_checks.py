@@ -167,3 +167,20 @@ def test_walker_flags_each_known_parser_constraint():
         assert any(needle in p for p in problems), (needle, problems)
     ok = _model([helper.make_node("Cast", ["image"], ["y"], to=TensorProto.FLOAT)], [_f("image", u8)], [_f("y")])
     assert tensorrt_problems(ok) == []
+
+
+def test_score_levels_graph_exports_and_matches_torch():
+    from cdo_train.export.graph import export_onnx
+    from cdo_train.export.verify import torch_reference
+    from cdo_train.models import CDOModel, ModelConfig
+
+    model = CDOModel(ModelConfig("resnet18", image_size=64, teacher_weights="random", score_levels=2)).eval()
+    images = np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    proto = export_onnx(model)
+    assert tensorrt_problems(proto) == []
+    amap, score = run_onnx(onnx_session(proto.SerializeToString()), images)
+    ref_map, ref_score = torch_reference(model, images)
+    np.testing.assert_allclose(amap, ref_map, atol=1e-4)
+    np.testing.assert_allclose(score, ref_score, atol=1e-4)
+    assert (score <= amap.reshape(len(amap), -1).max(1) + 1e-5).all()
+    assert np.abs(score - amap.reshape(len(amap), -1).max(1)).max() > 1e-4  # not the all-level score

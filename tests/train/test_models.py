@@ -160,7 +160,7 @@ def test_score_levels_zero_or_all_is_the_papers_score(k):
 def test_score_levels_model_default_and_old_runs():
     from cdo_train.config import SCORE_LEVELS, TrainConfig
 
-    assert TrainConfig().score_levels == SCORE_LEVELS == 2  # new runs
+    assert TrainConfig().score_levels == SCORE_LEVELS == 0  # the paper's score unless asked
     assert ModelConfig().score_levels == 0  # a model_config.json saved before the option: all levels, as trained
     m = CDOModel(ModelConfig("resnet18", image_size=64, teacher_weights="random", score_levels=2))
     with torch.no_grad():
