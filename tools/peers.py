@@ -169,7 +169,8 @@ class Job:
         if self.force or not path.is_file():
             return None
         stored = json.loads(path.read_text())
-        return stored if stored.get("config") == config else None
+        # compared as JSON: the stored config's tuples (e.g. patchcore_layers) came back as lists
+        return stored if stored.get("config") == json.loads(json.dumps(config)) else None
 
     def finish(self, result: dict, test: EvalSet, scores: np.ndarray, maps: np.ndarray) -> dict:
         """Score, cross-check if asked, and write one result (and its maps)."""

@@ -106,6 +106,18 @@ def test_cdo_run_is_scored_by_the_projects_metric_function(trained_run, tiny_dem
     assert json.loads(path.read_text())["config"]["image_size"] == 32
 
 
+def test_a_stored_peer_result_is_reused_though_json_turned_its_tuples_into_lists(tmp_path):
+    cfg = peers.peer_models.PeerConfig()
+    assert any(isinstance(v, tuple) for v in cfg.to_dict().values())  # what made every run refit
+    job = peers.Job(tmp_path, "mvtec2d", cfg, tmp_path)
+    config = {"peer": "patchcore", "anomalib": "2.7.0", **cfg.to_dict()}
+    path = tmp_path / "seed_111.json"
+    path.write_text(json.dumps({"config": config, "metrics": {"image_auroc": 0.5}}))
+    assert job.reused(path, config)["metrics"] == {"image_auroc": 0.5}
+    assert job.reused(path, {**config, "coreset_ratio": 0.2}) is None
+    assert peers.Job(tmp_path, "mvtec2d", cfg, tmp_path, force=True).reused(path, config) is None
+
+
 def test_missing_anomalib_is_a_one_line_error(tiny_demo_root, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "anomalib", None)  # import anomalib -> ImportError
     assert peers.main(["--data-root", str(tiny_demo_root), "--class-name", "weave", "--out", str(tmp_path)]) == 1
