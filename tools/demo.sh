@@ -13,7 +13,10 @@ echo "== 2/5 training (configs/demo.yaml: weave and grain, 128 px, 12 epochs)"
 cdo-train --config configs/demo.yaml --data-root "$OUT/data" --output-dir "$OUT/result" --no-progress --exist-ok
 
 echo "== 3/5 export $RUN -> $OUT/bundle (fp32 + fp16 + int8 ONNX)"
-cdo-export "$RUN" -o "$OUT/bundle" --fp16 --int8 --force
+# --int8-keep-ends: with every convolution in int8, the int8 check refuses this 128-px demo model
+# (image AUROC -1.6 points, 1 of 24 test parts changes OK/NG); with each backbone's first convolution
+# and those feeding the head in fp32 it passes with no changed decision
+cdo-export "$RUN" -o "$OUT/bundle" --fp16 --int8 --int8-keep-ends --force
 
 echo "== 4/5 inspecting $OUT/data/weave/test with cdo-inspect --once"
 rm -rf "$OUT/inspect"
