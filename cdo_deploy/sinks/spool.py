@@ -7,8 +7,9 @@ reach the kernel when written (they survive the process being killed) and are
 fsynced at most every ``fsync_every_s`` and at close. At open the pending
 messages are read back (a torn last line is skipped) and the file is rewritten
 with only them; while running it is truncated whenever nothing is pending and
-rewritten when it grows past ``compact_bytes``. Reading streams the file, so
-memory holds the confirmed ids, not the messages. A ``{"last": id}`` line keeps
+rewritten when it grows past ``compact_bytes`` and twice its size after the last
+rewrite. Reading streams the file, so memory holds the confirmed ids, not the
+messages. A ``{"last": id}`` line keeps
 the id of the newest message across rewrites, so the sink can find records of
 ``results.jsonl`` written after it (a kill between the two writes).
 
@@ -56,6 +57,7 @@ class Spool:
         self.last_id: str | None = None
         self._file = AppendFile(self.path)
         self._last_sync = 0.0
+        self._rewritten_size = 0  # the file's size right after the last rewrite: what is still pending
 
     def _acked(self) -> set[str]:
         """First pass: the ids confirmed (and the newest id) in the file."""
@@ -130,8 +132,10 @@ class Spool:
             self._rewrite([])
 
     def compact_if_large(self) -> None:
-        """Rewrite the file with only the pending messages when it has grown past ``compact_bytes``."""
-        if self._file.size > self.compact_bytes:
+        """Rewrite the file with only the pending messages when it has grown past ``compact_bytes``
+        and to twice what the last rewrite left (during a long broker outage nearly everything is
+        pending: rewriting on every call would stream and fsync the whole file per message)."""
+        if self._file.size > max(self.compact_bytes, 2 * self._rewritten_size):
             self._rewrite(None)
 
     def _append(self, rec: dict) -> None:
@@ -161,6 +165,7 @@ class Spool:
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
         self._file.open()
+        self._rewritten_size = self._file.size
 
     def close(self) -> None:
         self._file.close()

@@ -110,3 +110,24 @@ def test_records_a_kill_left_unspooled_are_sent_at_start(mosquitto, subscriber, 
     assert wait(lambda: len(sub.messages) >= 3, 10)
     sink.close()
     assert sorted(m["source"] for m in sub.messages) == ["p5.png", "p6.png", "p7.png"]
+
+
+def test_spool_compaction_during_a_long_outage_is_not_repeated_per_message(tmp_path, monkeypatch):
+    """Nothing confirmed (broker down): the file cannot shrink, so it is rewritten only each time it doubles;
+    confirmed messages are still dropped once it passes compact_bytes. No message is lost either way."""
+    from cdo_deploy.sinks.spool import Spool
+
+    spool = Spool(tmp_path / "mqtt_spool.jsonl", compact_bytes=2000)
+    spool.open()
+    rewrites = []
+    real = spool._rewrite
+    monkeypatch.setattr(spool, "_rewrite", lambda pending: (rewrites.append(1), real(pending)))
+    for i in range(1000):  # ~60 kB, all pending
+        spool.add(f"m{i:04d}", "l/cdo", '{"x": 1}')
+        spool.compact_if_large()
+    assert 1 <= len(rewrites) <= 6 and spool.count_pending() == 1000  # doubling: ~log2(60 kB / 2 kB)
+    for i in range(1000):  # the broker is back: every message confirmed
+        spool.ack(f"m{i:04d}")
+    spool.compact_if_large()
+    spool.close()
+    assert spool.count_pending() == 0 and (tmp_path / "mqtt_spool.jsonl").stat().st_size < 100
