@@ -42,14 +42,12 @@ class Evaluation:
         scores: (N,) image scores.
         decisions: (N,) bool, ``score >= image threshold`` (NG).
         metrics: :func:`cdo_deploy.metrics.compute_metrics` (labels given), else empty.
-        map_max: (N,) largest anomaly-map value per part.
         maps: (N, H, W) float32 anomaly maps when asked for (``keep_maps``), else ``None``.
     """
 
     scores: np.ndarray
     decisions: np.ndarray
     metrics: dict[str, float | None] = field(default_factory=dict)
-    map_max: np.ndarray | None = None
     maps: np.ndarray | None = None
 
 
@@ -75,8 +73,7 @@ def evaluate(infer: InferFn, inputs: np.ndarray, image_threshold: float, labels:
     all_maps, all_scores = np.concatenate(maps), np.concatenate(scores)
     metrics = {} if labels is None else compute_metrics(labels, all_scores, masks, all_maps if masks is not None
                                                         else None)
-    return Evaluation(all_scores, all_scores >= image_threshold, metrics,
-                      all_maps.reshape(len(all_maps), -1).max(axis=1), all_maps if keep_maps else None)
+    return Evaluation(all_scores, all_scores >= image_threshold, metrics, all_maps if keep_maps else None)
 
 
 def agreement(ev: Evaluation, reference: Evaluation) -> tuple[float, list[int]]:

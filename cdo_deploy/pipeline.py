@@ -49,7 +49,7 @@ from .inspector import Inspector
 from .output import OutputStage
 from .preprocess import decode_image
 from .results import Prediction, StageTimes, record_id
-from .sinks.base import Sink
+from .sinks.base import GROUP_MAX, Sink
 from .sources.base import Item, Source
 from .status import RunStats, Summary
 
@@ -58,8 +58,6 @@ __all__ = ["DropOldestQueue", "Pipeline", "PipelineConfig"]
 log = logging.getLogger(__name__)
 
 _END = object()
-#: most results recorded with one fsync
-_GROUP_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -249,7 +247,7 @@ class Pipeline:
         ended = False
         while not ended:
             ready = [self.q_post.get()]
-            while len(ready) < _GROUP_MAX:
+            while len(ready) < GROUP_MAX:
                 try:
                     ready.append(self.q_post.get_nowait())
                 except queue.Empty:
@@ -265,8 +263,8 @@ class Pipeline:
                 next_seq += 1
             if ended:
                 group += [pending.pop(seq) for seq in sorted(pending)]
-            for start in range(0, len(group), _GROUP_MAX):
-                self._emit(group[start:start + _GROUP_MAX])
+            for start in range(0, len(group), GROUP_MAX):
+                self._emit(group[start:start + GROUP_MAX])
 
     def _emit(self, works: list[_Work]) -> None:
         if not works:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from ..registry import Registry
 from ..results import Prediction
 from ..sources.base import Item
 
-__all__ = ["SINKS", "AppendFile", "Sink", "fsync_close", "sink_name"]
+__all__ = ["GROUP_MAX", "SINKS", "AppendFile", "Sink", "sink_name"]
 
 SINKS: Registry[type["Sink"]] = Registry("sink")
 
@@ -58,16 +58,13 @@ class Sink(abc.ABC):
         """Flush and release; called once, also after errors."""
 
 
+#: most results the output stage records with one fsync (one group); the MQTT sink relies on it too
+GROUP_MAX = 64
+
+
 def sink_name(sink: Sink) -> str:
     """Registered name of a sink's class (its class name when not registered)."""
     return next((n for n in SINKS if SINKS.get(n) is type(sink)), type(sink).__name__)
-
-
-def fsync_close(f: IO) -> None:
-    """Flush, fsync and close a sink's file, so its last records survive a power loss."""
-    f.flush()
-    os.fsync(f.fileno())
-    f.close()
 
 
 class AppendFile:

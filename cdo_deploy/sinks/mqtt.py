@@ -43,7 +43,7 @@ import numpy as np
 from ..errors import CdoError
 from ..results import Prediction
 from ..sources.base import Item
-from .base import SINKS, Sink
+from .base import GROUP_MAX, SINKS, Sink
 from .jsonl import read_tail, record_line
 from .spool import Message, Spool
 
@@ -51,8 +51,6 @@ __all__ = ["MqttSink", "parse_mqtt_spec"]
 
 log = logging.getLogger(__name__)
 
-#: most records a kill can leave written to results.jsonl but not yet spooled (one output group)
-_GAP_MAX = 64
 
 
 def parse_mqtt_spec(spec: str) -> tuple[str, int, str]:
@@ -156,7 +154,7 @@ class MqttSink(Sink):
         if self.spool.last_id not in ids:
             return []
         after = tail[ids.index(self.spool.last_id) + 1:]
-        if not after or len(after) > _GAP_MAX:
+        if not after or len(after) > GROUP_MAX:  # a kill leaves at most one group unspooled
             return []  # more than one group: those were written by a run without --mqtt
         msgs = [(rec["id"], self.topic, line) for rec, line in after if rec.get("id")]
         for msg in msgs:
