@@ -40,6 +40,7 @@ def test_find_cdo_runs_takes_run_experiment_or_output_folders(tmp_path):
     _fake_run(a, "default", "turf", 112)
     _fake_run(a, "default", "weave", 111)  # class not asked for
     _fake_run(a, "default", "cells", 111, finished=False)
+    (_fake_run(a, "default", "cells", 112) / "summary.json").write_text('{"status": "interrupted"}')  # Ctrl-C
     single = _fake_run(b, "hard", "cells", 111)
     runs = peers.find_cdo_runs([a, single], ["turf", "cells"])
     assert [(r.method, r.class_name, r.seed) for r in runs] == [
