@@ -43,6 +43,8 @@ CALIB_METHODS = ("minmax", "percentile", "entropy")
 #: int8 defaults, chosen by tools/int8_study.py (README, "int8 that is checked").
 DEFAULT_CALIB_METHOD = "minmax"
 DEFAULT_KEEP_ENDS = False
+#: int8 check tolerance (--int8-tolerance): AUROC/AUPRO points and % of test decisions (int8_check.py).
+DEFAULT_TOLERANCE = 0.5
 #: activation types of the int8 variant: uint8 (asymmetric; CPU runtimes) or int8 (symmetric; TensorRT).
 INT8_ACTIVATIONS = ("uint8", "int8")
 ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
@@ -240,7 +242,7 @@ class ExportOptions:
 
     @property
     def tolerance(self) -> float:
-        return 0.5 if self.int8_tolerance is None else float(self.int8_tolerance)
+        return DEFAULT_TOLERANCE if self.int8_tolerance is None else float(self.int8_tolerance)
 
     def wants_fp16(self) -> bool:
         """fp16 variant requested, or needed by an fp16 engine."""
@@ -261,10 +263,8 @@ class ExportOptions:
         """
         if not MIN_OPSET <= self.opset <= MAX_OPSET:
             raise CdoError(f"--opset {self.opset} is not supported: use {MIN_OPSET}..{MAX_OPSET}")
-        if (self.calib_images is not None or self.calib_dir is not None) and not self.int8:
-            raise CdoError(f"{'--calib-images' if self.calib_images is not None else '--calib-dir'} "
-                           "only applies to --int8")
-        int8_only = {"--calib-method": self.calib_method is not None, "--int8-keep-ends": self.int8_keep_ends is not None,
+        int8_only = {"--calib-images": self.calib_images is not None, "--calib-dir": self.calib_dir is not None,
+                     "--calib-method": self.calib_method is not None, "--int8-keep-ends": self.int8_keep_ends is not None,
                      "--int8-tolerance": self.int8_tolerance is not None, "--accept-int8": self.accept_int8,
                      "--int8-thresholds": self.int8_thresholds is not None,
                      "--int8-activations": self.int8_activations is not None}

@@ -42,9 +42,10 @@ import numpy as np
 
 from cdo_deploy.accuracy import DELTA_KEYS, agreement, deltas, evaluate
 
+from .formats import DEFAULT_TOLERANCE
+
 __all__ = ["DEFAULT_TOLERANCE", "Int8Check", "check_int8"]
 
-DEFAULT_TOLERANCE = 0.5
 
 InferFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
