@@ -76,6 +76,10 @@ def _bool_option(name: str, dest: str, help: str):
 @_bool_option("--MOM", "mom", "Synthetic anomalies (multi-objective optimisation); default on.")
 @_bool_option("--OOM", "oom", "Pixel reweighting (overlap optimisation); default on.")
 @click.option("--gamma", type=float, default=None, help="OOM focusing exponent (default 2).")
+@_bool_option("--amp", "amp", "CUDA: fp16 autocast with a GradScaler; default on.")
+@_bool_option("--cpu-bf16", "cpu_bf16", "CPU: bf16 autocast in the training step where the CPU has native bf16 "
+              "(AVX512-BF16, AMX; elsewhere fp32, as bf16 would be slower); evaluation stays fp32; default on.")
+@_bool_option("--channels-last", "channels_last", "Channels-last (NHWC) model and batches in training; default on.")
 @click.option("--gpu-id", type=int, default=None, help="Same as --device cuda:N.")
 @click.option("--device", default=None, help="auto (default), cpu or cuda:N.")
 @click.option("--steps", type=int, default=None,
@@ -176,10 +180,12 @@ def _cli(config_files, class_names, gpu_id, knobs, curriculum_param, ordering_pa
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun every process runs this: the first one prints
     cols = ("image_auroc", "pixel_auroc", "pixel_ap", "aupro")
-    click.echo(f"{'class':<16}{'seed':>6}" + "".join(f"{c:>13}" for c in cols) + f"{'time s':>9}")
+    click.echo(f"{'class':<16}{'seed':>6}" + "".join(f"{c:>13}" for c in cols)
+               + f"{'wall s':>9}{'core-s':>9}{'img/s':>8}")
     for r in results:
         vals = "".join(f"{r.last.get(c):>13.4f}" if isinstance(r.last.get(c), float) else f"{'-':>13}" for c in cols)
-        click.echo(f"{r.class_name:<16}{r.seed:>6}{vals}{r.seconds:>9.1f}")
+        ips = f"{r.train_images_per_s:>8.1f}" if r.train_images_per_s is not None else f"{'-':>8}"
+        click.echo(f"{r.class_name:<16}{r.seed:>6}{vals}{r.seconds:>9.1f}{r.cpu_seconds:>9.1f}{ips}")
     click.echo(f"run folder{'s' * (len(results) != 1)} (cdo-export RUN_DIR -o BUNDLE):")
     for r in results:
         click.echo(f"  {r.run_dir}")

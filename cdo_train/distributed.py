@@ -54,8 +54,8 @@ from cdo_deploy.errors import CdoError
 from .anomalies import SynthParams, butterworth_lowpass, foreground_mask, synthesize
 from .config import TrainConfig
 from .loop import RunResult, TrainingRun
-from .loss import cdo_loss
 from .signals import StopSignal
+from .step import batch_loss, to_float_batch
 from .trainer import planned_runs, resolve_device
 
 __all__ = ["DistContext", "in_torchrun", "launch", "shard", "synthesize_on_device", "train_distributed",
@@ -208,22 +208,15 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
                 t, params, gamma = run.knobs()
                 if cuda:
                     x = train_imgs[idx.to(train_imgs.device)].to(device, non_blocking=True)
-                    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+                    x = to_float_batch(x)
                     x, mask = synthesize_on_device(x, params, run.gen, cfg.foreground_only) if cfg.mom else (x, None)
                 else:  # the trainer's own CPU path: same draws, same numbers
-                    x = train_imgs[idx].permute(0, 3, 1, 2).float().div_(255.0)
+                    x = to_float_batch(train_imgs[idx])
                     x, mask = synthesize(x, params, run.gen, cfg.foreground_only) if cfg.mom else (x, None)
                 mine = shard(torch.arange(len(idx)), ctx.group_rank, ctx.group_size).to(x.device)
                 x = x[mine]
                 mask = mask[mine] if mask is not None else None
-                if cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=run.use_amp):
-                    xn = (x - model.mean) / model.std
-                    with torch.no_grad():
-                        fe = list(model.teacher(xn))
-                    fa = list(student(xn))
-                loss = cdo_loss(fe, fa, mask, gamma=gamma, oom=cfg.oom)
+                loss = batch_loss(model, x, mask, gamma=gamma, oom=cfg.oom, precision=run.precision, student=student)
                 run.optimise(loss, t, params, gamma, len(idx), reduce if ctx.group_size > 1 else None)
                 if ctx.group_size == 1 and stop.signum is not None:
                     run.interrupt(stop.signum)

@@ -19,19 +19,21 @@ and runs the forward pass::
 Host syncs: the loss is summed on its device and read on the host at the end
 of each epoch and every ``LOSS_CHECK_EVERY`` steps (the non-finite check),
 or every step for a schedule that needs each step's loss (``self-paced``).
-Mixed precision on CUDA is fp16 autocast with a ``GradScaler``: fp16 keeps 3
-more mantissa bits than bf16, and the CDO loss is a small difference of
-normalised features, where they matter; the scaler handles fp16's range.
-Throughput: every epoch's images/s is logged (TensorBoard scalar
-``images_per_s`` and ``throughput.json``; not ``metrics.jsonl``, which stays
-identical between identical CPU runs); the first epoch of each process (cold
-caches, kernel selection) is kept apart from the average.
+Precision and memory format of the step: :mod:`.step` (fp16 + ``GradScaler`` on
+CUDA, bf16 on CPUs with native bf16, channels-last).
+Cost: every epoch's images/s is logged (TensorBoard scalar ``images_per_s`` and
+``throughput.json``; not ``metrics.jsonl``, which stays identical between
+identical CPU runs); the first epoch of each process (cold caches, kernel
+selection) is kept apart from the average. ``summary.json`` records the run's
+wall seconds, CPU core-seconds (user + system time of the process while the run
+was in it, evaluation included) and training images/s.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ from .meters import LOSS_CHECK_EVERY, LossMeter, Reduce, Throughput, diverged
 from .models import CDOModel, ModelConfig
 from .runio import CHECKPOINT, RunWriter, save_model
 from .signals import TrainingInterrupted
+from .step import step_precision
 
 __all__ = ["RunResult", "TrainingRun"]
 
@@ -71,6 +74,14 @@ class RunResult:
     last: dict[str, Any]
     best: dict[str, Any]
     seconds: float
+    cpu_seconds: float = 0.0
+    train_images_per_s: float | None = None
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all its threads: core-seconds)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def _lr_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -96,6 +107,7 @@ class TrainingRun:
                  exist_ok: bool = False, resume: tuple[Path, dict[str, Any]] | None = None,
                  processes: int = 1) -> None:
         self.t0 = time.time()
+        self.cpu0 = cpu_seconds()
         self.processes = processes
         self.cfg, self.class_name, self.seed, self.device, self.main = cfg, class_name, seed, device, main
         torch.manual_seed(seed)
@@ -116,8 +128,9 @@ class TrainingRun:
         self.good_source = cfg.calibration_dir or "hold-out"
         mcfg = ModelConfig(cfg.backbone, size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights,
                            student=cfg.student, score_levels=cfg.score_levels)
+        self.precision = step_precision(cfg.amp, cfg.cpu_bf16, cfg.channels_last, device)
         self.model = CDOModel(mcfg).to(device)
-        if device.type == "cuda":
+        if self.precision.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.steps_per_epoch = math.ceil(len(self.train_imgs) / cfg.batch_size)
@@ -125,8 +138,7 @@ class TrainingRun:
         self.n_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.sched = _lr_schedule(self.opt, cfg, self.total_steps)
         self.schedule = build_schedule(cfg.curriculum, cfg.curriculum_params, seed=seed)
-        self.use_amp = cfg.amp and device.type == "cuda"
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_amp)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.grad_scaler)
         self.gen = torch.Generator().manual_seed(seed)
         self.base_params = SynthParams.from_dict(cfg.synth)  # {} = the paper's generator
         self.meter = LossMeter()
@@ -138,6 +150,7 @@ class TrainingRun:
         self.last: dict[str, Any] = {}
         self.state: dict[str, Any] = {}
         self.seconds_before = 0.0
+        self.cpu_before = 0.0
         self.ordering = None
         self._bar = None
         if resume is None:
@@ -172,7 +185,7 @@ class TrainingRun:
         cfg = self.cfg
         cur = build_ordering(cfg.ordering, cfg.ordering_params, self.model, self.train_imgs.numpy(), self.device,
                              cfg.batch_size, lr=cfg.lr, gamma=cfg.gamma, seed=self.seed,
-                             foreground_only=cfg.foreground_only)
+                             foreground_only=cfg.foreground_only, precision=self.precision)
         if self.writer is not None:
             ranked = [{"file": str(self.train_samples[i].path), "score": float(cur.scores[i])} for i in cur.order]
             self.writer.write_json("ordering_scores.json", {"ordering": cfg.ordering, "easiest_first": ranked})
@@ -285,13 +298,14 @@ class TrainingRun:
             "evals": list(self.writer.evals) if self.writer is not None else [], "last": self.last,
             "state": self.state, "throughput": self.throughput.epochs,
             "seconds": self.seconds_before + time.time() - self.t0,
+            "cpu_seconds": self.cpu_before + cpu_seconds() - self.cpu0,
         }
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         self.model.student.load_state_dict(ckpt["student"])
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["lr_scheduler"])
-        if ckpt["scaler"] and self.use_amp:
+        if ckpt["scaler"] and self.precision.grad_scaler:
             self.scaler.load_state_dict(ckpt["scaler"])
         self.schedule.load_state_dict(ckpt["schedule"])
         if ckpt["ordering"] is not None:
@@ -308,6 +322,7 @@ class TrainingRun:
         self.last, self.state = ckpt["last"], ckpt["state"]
         self.throughput = Throughput(self.device, ckpt["throughput"])
         self.seconds_before = ckpt["seconds"]
+        self.cpu_before = ckpt.get("cpu_seconds", 0.0)  # not recorded before 0.2
 
     def checkpoint(self) -> Path | None:
         """Save the full training state to ``checkpoint.pt`` (the writing process only)."""
@@ -340,8 +355,9 @@ class TrainingRun:
             self._attach_bank(writer)
         save_model(self.model, writer.run_dir)
         writer.write_json("throughput.json", {
-            **self.throughput.summary(), "processes": self.processes, "device": str(self.device), "amp": self.use_amp,
-            "amp_dtype": "float16" if self.use_amp else None, "channels_last": self.device.type == "cuda",
+            **self.throughput.summary(), "processes": self.processes, "device": str(self.device),
+            "amp": self.precision.autocast is not None, "precision": self.precision.name,
+            "channels_last": self.precision.channels_last,
             "batch_size": self.cfg.batch_size, "image_size": self.cfg.image_size, "backbone": self.cfg.backbone})
         test, last = (None, {}) if interrupted else (self.test, self.last)  # thresholds of the weights saved
         calib = calibrate(self.model, self.held, test, last, self.device, self.cfg.batch_size, self.good_source)
@@ -350,7 +366,14 @@ class TrainingRun:
         writer.write_json("calibration.json", calib)
         if self.test is not None and not interrupted:
             writer.figures(predict(self.model, self.test.images, self.device, self.cfg.batch_size), self.test)
-        return writer.finish(self.last, self.seconds_before + time.time() - self.t0, interrupted)
+        return writer.finish(self.last, self.cost(), interrupted)
+
+    def cost(self) -> dict[str, Any]:
+        """Wall seconds, CPU core-seconds (this process, also before a resume) and training images/s so far."""
+        return {"seconds": self.seconds_before + time.time() - self.t0,
+                "cpu_seconds": self.cpu_before + cpu_seconds() - self.cpu0,
+                "train_images_per_s": self.throughput.summary().get("images_per_s"), "precision": self.precision.name,
+                "channels_last": self.precision.channels_last}
 
     def interrupt(self, signum: int) -> None:
         """Stop on a signal: checkpoint, then the weights as they are, held-out thresholds and a summary
@@ -371,5 +394,5 @@ class TrainingRun:
             return None
         summary = self._write_results(self.writer, None)
         (self.writer.run_dir / CHECKPOINT).unlink(missing_ok=True)
-        seconds = self.seconds_before + time.time() - self.t0
-        return RunResult(self.writer.run_dir, self.class_name, self.seed, summary["last"], summary["best"], seconds)
+        return RunResult(self.writer.run_dir, self.class_name, self.seed, summary["last"], summary["best"],
+                         summary["seconds"], summary["cpu_seconds"], summary["train_images_per_s"])

@@ -109,7 +109,9 @@ class DataCurriculum:
 
 
 def _to_batch(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    from .step import to_float_batch
+
+    return to_float_batch(torch.from_numpy(images).to(device))
 
 
 @ORDERINGS.register("teacher")
@@ -128,12 +130,15 @@ def teacher_scores(model, images: np.ndarray, device: torch.device, batch_size: 
 
 @ORDERINGS.register("student")
 def student_scores(model, images: np.ndarray, device: torch.device, batch_size: int, *, warmup_steps: int,
-                   lr: float, gamma: float, seed: int, foreground_only: bool = False, **_: Any) -> np.ndarray:
-    """Mean anomaly map of each image after ``warmup_steps`` CDO steps on a copy of the model (N,)."""
+                   lr: float, gamma: float, seed: int, foreground_only: bool = False,
+                   precision=None, **_: Any) -> np.ndarray:
+    """Mean anomaly map of each image after ``warmup_steps`` CDO steps on a copy of the model (N,);
+    the steps run as the run's (``precision``, :class:`cdo_train.step.StepPrecision`; default fp32, NCHW)."""
     from .anomalies import SynthParams, synthesize
     from .evaluation import predict
-    from .loss import cdo_loss
+    from .step import StepPrecision, batch_loss
 
+    precision = precision or StepPrecision(None, False)
     probe = copy.deepcopy(model).train()
     opt = torch.optim.AdamW(probe.student.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed + 7919)
@@ -141,8 +146,7 @@ def student_scores(model, images: np.ndarray, device: torch.device, batch_size: 
     for _step in range(warmup_steps):
         idx = torch.randint(0, n, (min(batch_size, n),), generator=gen).numpy()
         x, mask = synthesize(_to_batch(images[idx], torch.device("cpu")), SynthParams(), gen, foreground_only)
-        fe, fa = probe.features(x.to(device))
-        loss = cdo_loss(fe, fa, mask, gamma=gamma)
+        loss = batch_loss(probe, x.to(device), mask, gamma=gamma, oom=True, precision=precision)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -161,7 +165,7 @@ def build_ordering(name: str, params: dict[str, Any] | None, model, images: np.n
         images: training images, uint8 (N, H, W, 3).
         device: where to compute.
         batch_size: images per forward pass.
-        **settings: ``lr``, ``gamma``, ``seed``, ``foreground_only`` for the student scorer.
+        **settings: ``lr``, ``gamma``, ``seed``, ``foreground_only``, ``precision`` for the student scorer.
     """
     params = check_ordering(name, params)
     with torch.random.fork_rng(devices=[]):

@@ -196,8 +196,12 @@ class RunWriter:
             stats = save_discrepancy_histogram(maps, test.masks, self.run_dir / "discrepancy_hist.png")
             self.write_json("discrepancy_stats.json", stats)
 
-    def finish(self, last: dict[str, Any], seconds: float, interrupted: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Write ``summary.json`` (``status`` finished, or interrupted with ``interrupted``'s details)."""
+    def finish(self, last: dict[str, Any], cost: dict[str, Any], interrupted: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+        """Write ``summary.json`` (``status`` finished, or interrupted with ``interrupted``'s details).
+
+        ``cost``: ``seconds`` (wall), ``cpu_seconds`` (core-seconds), ``train_images_per_s`` and the step's
+        ``precision`` / ``channels_last`` (:meth:`cdo_train.loop.TrainingRun.cost`)."""
         best: dict[str, Any] = {}
         for rec in self.evals:
             for key in HEADLINE:
@@ -205,7 +209,7 @@ class RunWriter:
                 if isinstance(v, float) and (key not in best or v > best[key]["value"]):
                     best[key] = {"value": v, "epoch": rec["epoch"]}
         summary = {"run_dir": str(self.run_dir), "status": "interrupted" if interrupted else "finished",
-                   "last": last, "best": best, "seconds": round(seconds, 2),
+                   "last": last, "best": best, **{k: round(v, 2) if isinstance(v, float) else v for k, v in cost.items()},
                    "model_selection": "last epoch (best is reported only, never used)"}
         if interrupted:
             summary["interrupted"] = {**interrupted, "resume": f"cdo-train --resume {self.run_dir}"}

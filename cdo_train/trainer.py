@@ -42,9 +42,9 @@ from .checkpoint import load_checkpoint
 from .config import TrainConfig
 from .data.splits import run_classes
 from .loop import RunResult, TrainingRun
-from .loss import cdo_loss
 from .runio import check_run_dir, run_dir_of
 from .signals import StopSignal
+from .step import batch_loss, to_float_batch
 
 __all__ = ["RESUME_OVERRIDES", "RunResult", "resolve_device", "resume", "resume_config", "train", "train_one"]
 
@@ -99,8 +99,10 @@ def resume_config(run_dir: str | Path, **overrides: Any) -> tuple[TrainConfig, d
         raise CdoError(f"--resume continues the run with its own config; it does not take {', '.join(bad)} "
                        f"(only {', '.join(RESUME_OVERRIDES)})")
     ckpt = load_checkpoint(run_dir)
-    # a checkpoint from before --score-levels existed keeps the score it was started with (all levels)
-    return TrainConfig().merged({"score_levels": 0, **ckpt["config"], **overrides}), ckpt
+    # a checkpoint from before a setting existed keeps what it was started with: the all-level score,
+    # fp32 NCHW steps on CPU
+    old = {"score_levels": 0, "cpu_bf16": False, "channels_last": False}
+    return TrainConfig().merged({**old, **ckpt["config"], **overrides}), ckpt
 
 
 def resume(run_dir: str | Path, **overrides: Any) -> RunResult:
@@ -123,21 +125,16 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int, *, exist_ok: bool = 
     """Train one class with one seed (or continue it from ``resume``); writes the run folder."""
     device = resolve_device(cfg.device)
     run = TrainingRun(cfg, class_name, seed, device, exist_ok=exist_ok, resume=resume)
-    model, cuda = run.model, device.type == "cuda"
     with StopSignal() as stop:
         while not run.done:
             for idx in run.epoch_batches():
                 t, params, gamma = run.knobs()
-                x = run.train_imgs[idx].permute(0, 3, 1, 2).float().div_(255.0)
+                x = to_float_batch(run.train_imgs[idx])
                 mask = None
                 if cfg.mom:
                     x, mask = synthesize(x, params, run.gen, cfg.foreground_only)
                 x = x.to(device, non_blocking=True)
-                if cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=run.use_amp):
-                    fe, fa = model.features(x)
-                loss = cdo_loss(fe, fa, mask, gamma=gamma, oom=cfg.oom)
+                loss = batch_loss(run.model, x, mask, gamma=gamma, oom=cfg.oom, precision=run.precision)
                 run.optimise(loss, t, params, gamma, len(idx))
                 if stop.signum is not None:
                     run.interrupt(stop.signum)

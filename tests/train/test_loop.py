@@ -101,14 +101,14 @@ def test_an_interruption_after_the_last_step_still_closes_the_run_on_resume(tiny
     (ref,) = train(cfg.merged({"output_dir": str(tmp_path / "ref")}))
     run = TrainingRun(cfg.merged({"output_dir": str(tmp_path / "int")}), "weave", 111, torch.device("cpu"))
     from cdo_train.anomalies import synthesize
-    from cdo_train.loss import cdo_loss
+    from cdo_train.step import batch_loss, to_float_batch
 
     while run.step < run.total_steps:  # the trainer's loop, stopped right after the very last step
         for idx in run.epoch_batches():
             t, params, gamma = run.knobs()
-            x, mask = synthesize(run.train_imgs[idx].permute(0, 3, 1, 2).float().div_(255.0), params, run.gen)
-            fe, fa = run.model.features(x)
-            run.optimise(cdo_loss(fe, fa, mask, gamma=gamma), t, params, gamma, len(idx))
+            x, mask = synthesize(to_float_batch(run.train_imgs[idx]), params, run.gen)
+            run.optimise(batch_loss(run.model, x, mask, gamma=gamma, oom=True, precision=run.precision),
+                         t, params, gamma, len(idx))
         if run.step < run.total_steps:
             run.end_epoch()
     with pytest.raises(TrainingInterrupted, match="at step 4 of 4"):
