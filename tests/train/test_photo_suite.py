@@ -105,3 +105,23 @@ def test_cli_runs_as_a_subprocess(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "cdo_train.data.photo_suite", str(tmp_path / "x"), "--size", "8"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert bad.returncode == 1 and "size must be" in bad.stderr
+
+
+def test_photo_suite_script_generates_then_trains_and_skips(tmp_path):
+    import os
+
+    env = {**os.environ, "PY": sys.executable, "TRAIN": str(Path(sys.executable).parent / "cdo-train"),
+           "DATA": str(tmp_path / "data"), "OUT": str(tmp_path / "photo"), "SEEDS": "1", "CLASSES": "flower",
+           "DATA_CLASSES": "flower", "EXPERIMENTS": "levels2", "N_TRAIN": "4", "N_TEST_GOOD": "1",
+           "N_TEST_DEFECT": "5", "SIZE": "32", "OMP_NUM_THREADS": "1",
+           "EXTRA": "--backbone resnet18 --teacher-weights random --image-size 32 --batch-size 4 --steps 1 "
+                    "--eval-every 1 --device cpu"}
+    script = str(REPO / "tools" / "photo_suite.sh")
+    r = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().split("\n")[-1] == "done levels2 flower 111", r.stdout
+    assert (tmp_path / "data" / "flower" / ".cdo_photo_suite.json").is_file()
+    config = (tmp_path / "photo" / "levels2" / "flower" / "seed_111" / "config.yaml").read_text()
+    assert "score_levels: 2" in config
+    again = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert again.returncode == 0 and "done" not in again.stdout and "FAILED" not in again.stdout
