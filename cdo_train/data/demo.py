@@ -238,19 +238,26 @@ def _read_marker(path: Path) -> Optional[dict]:
         return None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """CLI: ``python -m cdo_train.data.demo OUT_DIR [options]``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m cdo_train.data.demo", description=__doc__.split("\n")[0])
+def generator_parser(module: str, doc: Optional[str], classes_help: str, **counts: int) -> argparse.ArgumentParser:
+    """The options a dataset generator CLI shares: OUT_DIR, --classes, --seed, --size, the counts, --overwrite."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=(doc or "").split("\n")[0])
     parser.add_argument("out_dir", nargs="?", type=Path, help="output folder")
-    parser.add_argument("--classes", nargs="+", help=f"demo classes (default: {' '.join(DEFAULT_DEMO_CLASSES)})")
+    parser.add_argument("--classes", nargs="+", help=classes_help)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=256, help="image side in pixels")
-    parser.add_argument("--n-train", type=int, default=48)
-    parser.add_argument("--n-test-good", type=int, default=8)
-    parser.add_argument("--n-test-defect", type=int, default=16)
+    for name, default in counts.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=default)
+    parser.add_argument("--overwrite", action="store_true", help="replace existing class folders")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """CLI: ``python -m cdo_train.data.demo OUT_DIR [options]``; returns the exit status."""
+    parser = generator_parser("cdo_train.data.demo", __doc__,
+                              f"demo classes (default: {' '.join(DEFAULT_DEMO_CLASSES)})",
+                              n_train=48, n_test_good=8, n_test_defect=16)
     parser.add_argument("--hard", action="store_true", help="include classes registered as hard")
     parser.add_argument("--defect-strength", type=float, default=1.0)
-    parser.add_argument("--overwrite", action="store_true", help="replace existing class folders")
     parser.add_argument("--photo", action="store_true",
                         help="simulate a line camera: lighting gradient, vignetting, defocus, sensor noise, JPEG")
     parser.add_argument("--list", action="store_true", help="list demo classes and defect types, then exit")

@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 import sys
@@ -46,7 +45,7 @@ import numpy as np
 
 from cdo_deploy.errors import CdoError
 
-from .demo import _rng, _to_uint8, _write_defect, _write_png, check_counts, write_classes
+from .demo import _rng, _to_uint8, _write_defect, _write_png, check_counts, generator_parser, write_classes
 from .procedural import DEMO_DEFECTS, _blob, _scale
 
 __all__ = ["PHOTO_CLASSES", "PHOTO_DEFECTS", "SOURCES", "PhotoClass", "main", "make_photo_suite"]
@@ -327,15 +326,9 @@ def make_photo_suite(
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI: ``python -m cdo_train.data.photo_suite OUT_DIR [options]``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m cdo_train.data.photo_suite", description=__doc__.split("\n")[0])
-    parser.add_argument("out_dir", nargs="?", type=Path, help="output folder")
-    parser.add_argument("--classes", nargs="+", help=f"classes (default: all: {' '.join(PHOTO_CLASSES)})")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", type=int, default=256, help="image side in pixels")
-    parser.add_argument("--n-train", type=int, default=60)
-    parser.add_argument("--n-test-good", type=int, default=30)
-    parser.add_argument("--n-test-defect", type=int, default=40)
-    parser.add_argument("--overwrite", action="store_true", help="replace existing class folders")
+    parser = generator_parser("cdo_train.data.photo_suite", __doc__,
+                              f"classes (default: all: {' '.join(PHOTO_CLASSES)})",
+                              n_train=60, n_test_good=30, n_test_defect=40)
     parser.add_argument("--list", action="store_true", help="list classes, sources and defect types, then exit")
     args = parser.parse_args(argv)
     if args.list:

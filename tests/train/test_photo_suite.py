@@ -125,3 +125,10 @@ def test_photo_suite_script_generates_then_trains_and_skips(tmp_path):
     assert "score_levels: 2" in config
     again = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert again.returncode == 0 and "done" not in again.stdout and "FAILED" not in again.stdout
+
+
+def test_docstring_example():
+    import doctest
+
+    result = doctest.testmod(photo_suite, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
