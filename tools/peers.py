@@ -25,6 +25,12 @@ Usage:
     make peers-venv
     .venv-peers/bin/python tools/peers.py --data-root D --class-name turf --class-name cells --seeds 3 \\
         --peer patchcore --cdo-runs result/x --out result/peers
+    # the photo suite (docs/photo_suite.md; tools/photo_suite.sh writes data and runs):
+    .venv-peers/bin/python tools/peers.py --data-root result/photo_data --class-name all --seeds 3 \\
+        --cdo-runs result/photo/default --out result/photo_peers
+    # cdo runs only, without anomalib (main venv):
+    .venv/bin/python tools/peers.py --data-root result/photo_data --class-name all --no-peers \\
+        --cdo-runs result/photo/default --out result/photo_peers
 """
 
 from __future__ import annotations

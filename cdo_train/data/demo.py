@@ -39,7 +39,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -121,8 +121,13 @@ def _make_class(folder: Path, name: str, params: dict) -> None:
         j = counts[defect]
         counts[defect] += 1
         image, mask = _defective(name, defect, seed, j, size, params["defect_strength"])
-        _write_png(folder / "test" / defect / f"{j:03d}.png", camera(image, defect, j))
-        _write_png(folder / "ground_truth" / defect / f"{j:03d}_mask.png", mask.astype(np.uint8) * 255)
+        _write_defect(folder, defect, j, camera(image, defect, j), mask)
+
+
+def _write_defect(folder: Path, defect: str, index: int, image: np.ndarray, mask: np.ndarray) -> None:
+    """``test/<defect>/<index>.png`` and its ``ground_truth/<defect>/<index>_mask.png`` (0/255)."""
+    _write_png(folder / "test" / defect / f"{index:03d}.png", image)
+    _write_png(folder / "ground_truth" / defect / f"{index:03d}_mask.png", mask.astype(np.uint8) * 255)
 
 
 def make_demo_dataset(
@@ -165,32 +170,52 @@ def make_demo_dataset(
         CdoError: unknown class, invalid counts/size, or a class folder that exists
             with other content and ``overwrite`` is False.
     """
-    root = Path(root).expanduser()
     if classes is None:
         names = list(DEFAULT_DEMO_CLASSES) if not hard else demo_classes(hard=True)
     else:
         names = list(dict.fromkeys(classes))
     for name in names:
         DEMO_CLASSES.get(name)  # unknown names fail here, with suggestions
-    for label, value, low in (("n_train", n_train, 1), ("n_test_good", n_test_good, 0),
-                              ("n_test_defect", n_test_defect, 0), ("size", size, 32)):
-        if not isinstance(value, (int, np.integer)) or value < low:
-            raise CdoError(f"demo dataset: {label} must be an integer >= {low}, got {value!r}")
+    check_counts("demo dataset", n_train=n_train, n_test_good=n_test_good, n_test_defect=n_test_defect, size=size)
     if not 0.0 < defect_strength <= 2.0:
         raise CdoError(f"demo dataset: defect_strength must be in (0, 2], got {defect_strength}")
+    base = {"version": _FORMAT_VERSION, "seed": int(seed), "size": int(size), "n_train": int(n_train),
+            "n_test_good": int(n_test_good), "n_test_defect": int(n_test_defect),
+            "defect_strength": float(defect_strength)}
+    if photo:
+        base["photo"] = True
+    return write_classes(root, names, base, _make_class, overwrite, _MARKER, "demo")
+
+
+def check_counts(what: str, **values: int) -> None:
+    """Raise ``CdoError`` unless each count is an integer >= its floor (``n_train``, ``size``: 1, 32; others 0)."""
+    floors = {"n_train": 1, "size": 32}
+    for label, value in values.items():
+        low = floors.get(label, 0)
+        if not isinstance(value, (int, np.integer)) or value < low:
+            raise CdoError(f"{what}: {label} must be an integer >= {low}, got {value!r}")
+
+
+def write_classes(root: Path | str, names: Sequence[str], base: dict, make_class: Callable[[Path, str, dict], None],
+                  overwrite: bool, marker_name: str, what: str) -> Path:
+    """Write each class folder ``root/<name>`` with ``make_class(folder, name, params)``, skipping up-to-date ones.
+
+    ``params`` is ``base`` plus ``"class": name``; it is stored as JSON in the folder's
+    ``marker_name`` file, and a folder whose marker holds the same parameters is kept as is.
+
+    Raises:
+        CdoError: ``root`` is a file, or a class folder holds other content and not ``overwrite``.
+    """
+    root = Path(root).expanduser()
     if root.exists() and not root.is_dir():
-        raise CdoError(f"demo dataset root {root} is a file: choose a folder path")
+        raise CdoError(f"{what} dataset root {root} is a file: choose a folder path")
     start = time.perf_counter()
     for name in names:
-        params = {"version": _FORMAT_VERSION, "class": name, "seed": int(seed), "size": int(size),
-                  "n_train": int(n_train), "n_test_good": int(n_test_good),
-                  "n_test_defect": int(n_test_defect), "defect_strength": float(defect_strength)}
-        if photo:
-            params["photo"] = True
+        params = {**base, "class": name}
         folder = root / name
-        marker = folder / _MARKER
+        marker = folder / marker_name
         if marker.is_file() and _read_marker(marker) == params:
-            log.info("demo class %s is up to date in %s", name, folder)
+            log.info("%s class %s is up to date in %s", what, name, folder)
             continue
         if folder.exists() and any(folder.iterdir()):
             if not overwrite:
@@ -199,10 +224,10 @@ def make_demo_dataset(
                     "or pass overwrite=True (--overwrite) to replace it"
                 )
             shutil.rmtree(folder)
-        _make_class(folder, name, params)
+        make_class(folder, name, params)
         marker.write_text(json.dumps(params, sort_keys=True) + "\n")
-        log.info("wrote demo class %s to %s", name, folder)
-    log.info("demo dataset ready in %s (%.1f s)", root, time.perf_counter() - start)
+        log.info("wrote %s class %s to %s", what, name, folder)
+    log.info("%s dataset ready in %s (%.1f s)", what, root, time.perf_counter() - start)
     return root
 
 
@@ -213,19 +238,26 @@ def _read_marker(path: Path) -> Optional[dict]:
         return None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """CLI: ``python -m cdo_train.data.demo OUT_DIR [options]``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m cdo_train.data.demo", description=__doc__.split("\n")[0])
+def generator_parser(module: str, doc: Optional[str], classes_help: str, **counts: int) -> argparse.ArgumentParser:
+    """The options a dataset generator CLI shares: OUT_DIR, --classes, --seed, --size, the counts, --overwrite."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=(doc or "").split("\n")[0])
     parser.add_argument("out_dir", nargs="?", type=Path, help="output folder")
-    parser.add_argument("--classes", nargs="+", help=f"demo classes (default: {' '.join(DEFAULT_DEMO_CLASSES)})")
+    parser.add_argument("--classes", nargs="+", help=classes_help)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=256, help="image side in pixels")
-    parser.add_argument("--n-train", type=int, default=48)
-    parser.add_argument("--n-test-good", type=int, default=8)
-    parser.add_argument("--n-test-defect", type=int, default=16)
+    for name, default in counts.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=default)
+    parser.add_argument("--overwrite", action="store_true", help="replace existing class folders")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """CLI: ``python -m cdo_train.data.demo OUT_DIR [options]``; returns the exit status."""
+    parser = generator_parser("cdo_train.data.demo", __doc__,
+                              f"demo classes (default: {' '.join(DEFAULT_DEMO_CLASSES)})",
+                              n_train=48, n_test_good=8, n_test_defect=16)
     parser.add_argument("--hard", action="store_true", help="include classes registered as hard")
     parser.add_argument("--defect-strength", type=float, default=1.0)
-    parser.add_argument("--overwrite", action="store_true", help="replace existing class folders")
     parser.add_argument("--photo", action="store_true",
                         help="simulate a line camera: lighting gradient, vignetting, defocus, sensor noise, JPEG")
     parser.add_argument("--list", action="store_true", help="list demo classes and defect types, then exit")
