@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Hard validation suite (docs/hard_surfaces.md): photographed-looking stochastic, fine-grained, coloured
+# Hard validation suite (docs/results/hard_surfaces.md): photographed-looking stochastic, fine-grained, coloured
 # and low-contrast surfaces with subtle defects (turf, cells, speckle) plus the easy demo classes (weave,
 # grain); 60 train / 30 good + 40 defective test images per class, 256 px, through a simulated line
 # camera (--photo). Every run uses one thread (the thread count changes float summation order, which
@@ -16,7 +16,7 @@
 # Re-running skips finished runs, continues interrupted ones (cdo-train --resume, from their checkpoint)
 # and starts runs that died before their first checkpoint again (--exist-ok). DATA_CLASSES, N_TRAIN,
 # N_TEST_GOOD, N_TEST_DEFECT and SIZE shrink the generated data (tests).
-# Peers (anomalib PatchCore on the same teacher) and tables: tools/peers.py (see docs/hard_surfaces.md).
+# Peers (anomalib PatchCore on the same teacher) and tables: tools/peers.py (see docs/results/hard_surfaces.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
