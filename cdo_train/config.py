@@ -41,9 +41,9 @@ from cdo_deploy.errors import CdoError
 __all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "SCORE_LEVELS", "MIN_CALIBRATION_IMAGES", "TrainConfig", "load_config_file"]
 
 DATASETS = ("mvtec2d", "mvtec3d", "folder")
-DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/hard_surfaces.md)
+DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/results/hard_surfaces.md)
 SCORE_LEVELS = 0  # the image score reads all levels; 2 (strides 4 + 8) helps stochastic surfaces, costs others
-                  # (docs/hard_surfaces.md, "Image score")
+                  # (docs/results/hard_surfaces.md, "Image score")
 _LENGTH_KEYS = ("steps", "epochs")
 STUDENTS = ("same", "light")  # cdo_train.students
 HEADS = ("cdo", "cdo+knn")  # cdo+knn: fused with the memory bank (cdo_train.memory_bank)

@@ -23,7 +23,7 @@ paper's rule) or the same map built from the first ``score_levels`` levels only.
 On stochastic surfaces the stride-16 level also answers ordinary texture
 variation, and ``score_levels=2`` (strides 4 + 8) separated OK from NG better
 there, but it lost on a surface whose defects the stride-16 level sees best
-(docs/hard_surfaces.md), so it is an option, not the default.
+(docs/results/hard_surfaces.md), so it is an option, not the default.
 
 Example:
     >>> import torch

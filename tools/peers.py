@@ -25,7 +25,7 @@ Usage:
     make peers-venv
     .venv-peers/bin/python tools/peers.py --data-root D --class-name turf --class-name cells --seeds 3 \\
         --peer patchcore --cdo-runs result/x --out result/peers
-    # the photo suite (docs/photo_suite.md; tools/photo_suite.sh writes data and runs):
+    # the photo suite (docs/results/photo_suite.md; tools/photo_suite.sh writes data and runs):
     .venv-peers/bin/python tools/peers.py --data-root result/photo_data --class-name all --seeds 3 \\
         --cdo-runs result/photo/default --out result/photo_peers
     # cdo runs only, without anomalib (main venv):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Photo suite (docs/photo_suite.md): real photographs from installed packages with subtle defects, data in
+# Photo suite (docs/results/photo_suite.md): real photographs from installed packages with subtle defects, data in
 # result/photo_data, runs in result/photo/<experiment>/<class>/seed_<n>. Options and experiments:
 # tools/suite.sh (this is SUITE=photo of it).
 #

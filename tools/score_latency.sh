@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Latency of the default graph against the --score-levels 2 option, side by side in one cdo-bench run
-# (docs/hard_surfaces.md, "Inference cost"). The two graphs differ only in the image score: the default
+# (docs/results/hard_surfaces.md, "Inference cost"). The two graphs differ only in the image score: the default
 # is the paper's, the max of the all-level map (--score-levels 0); the option also builds the map of
 # strides 4 + 8 and takes its max (one more blur, upsample and ReduceMax). Both are exported from one
 # trained run, so the weights are the same, and put in one bundle as variants `fp32` (the default) and

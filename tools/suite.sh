@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The validation suites, one body: SUITE=hard (tools/hard_suite.sh, docs/hard_surfaces.md) or SUITE=photo
-# (tools/photo_suite.sh, docs/photo_suite.md). Each generates its data (60 train / 30 good + 40 defective test
+# The validation suites, one body: SUITE=hard (tools/hard_suite.sh, docs/results/hard_surfaces.md) or SUITE=photo
+# (tools/photo_suite.sh, docs/results/photo_suite.md). Each generates its data (60 train / 30 good + 40 defective test
 # images per class, 256 px) and runs cdo-train experiments on it. Every run uses one thread (the thread count
 # changes float summation order, which moves AUPRO by ~1 point); JOBS runs side by side (default 2, one per core
 # of this machine).

@@ -47,7 +47,8 @@ def create_backend(name: str, model_path: str | Path, device: str = "auto", max_
         model_path: the model file it runs.
         device: ``auto``, ``cpu``, ``cuda[:N]`` ... (each backend documents its own).
         max_batch: largest batch the caller will send.
-        threads, hint: CPU settings, see :meth:`Backend.set_options`.
+        threads: CPU threads for the runtime (0: its default), see :meth:`Backend.set_options`.
+        hint: ``latency`` or ``throughput``, see :meth:`Backend.set_options`.
 
     Raises:
         CdoError: unknown or unavailable backend, bad options, unreadable model.

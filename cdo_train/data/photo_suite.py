@@ -17,7 +17,7 @@ scratches, translucent tinted stains, pits, foreign material cut from another
 photo (never the class's own), and on objects missing and displaced pieces. A
 mask is exactly the set of pixels whose 8-bit value the defect changed; a defect
 that changes fewer than ``16 * (size / 256) ** 2`` pixels is drawn again.
-Sources and held-out images: ``docs/photo_suite.md``.
+Sources and held-out images: ``docs/results/photo_suite.md``.
 
 CLI::
 

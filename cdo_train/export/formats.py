@@ -40,7 +40,7 @@ __all__ = [
 MIN_OPSET, MAX_OPSET = 17, 24
 #: int8 calibration methods (ONNX Runtime's MinMax, Percentile at 99.999 %, Entropy).
 CALIB_METHODS = ("minmax", "percentile", "entropy")
-#: int8 defaults, chosen by tools/int8_study.py (README, "int8 that is checked").
+#: int8 defaults, chosen by tools/int8_study.py (docs/guides/int8.md).
 DEFAULT_CALIB_METHOD = "minmax"
 DEFAULT_KEEP_ENDS = False
 #: int8 check tolerance (--int8-tolerance): AUROC/AUPRO points and % of test decisions (int8_check.py).
@@ -94,7 +94,7 @@ EXPORT_FORMATS: tuple[ExportFormat, ...] = (
 )
 
 
-#: Where the figures of :data:`MEASURED` come from (README, "Formats: what each one costs and buys").
+#: Where the figures of :data:`MEASURED` come from (docs/results/performance.md, "Formats").
 MEASURED_ON = ("2-core AMD EPYC (AVX2; no AVX-512, VNNI, AMX, BF16), shared; lite0 weave bundle at 256 px; "
                "cdo-bench --data, batch 1, 2 threads, all rows interleaved; ONNX Runtime 1.32, OpenVINO 2026.4")
 
@@ -161,7 +161,7 @@ class ExportOptions:
         int8: also write ``model_int8.onnx`` (Q/DQ, calibrated on good training images).
         calib_images: number of good training images used to calibrate int8 (default 64).
         calib_dir: a folder of good images to calibrate with instead of the run's training images.
-        calib_method: int8 calibration, one of ``CALIB_METHODS``; ``None`` = the default (README, int8).
+        calib_method: int8 calibration, one of ``CALIB_METHODS``; ``None`` = the default (docs/guides/int8.md).
         int8_keep_ends: keep each backbone's first convolution and the convolutions feeding the head
             in fp32; ``None`` = the default.
         int8_tolerance: the int8 check's tolerance ``t`` (:mod:`.int8_check`); ``None`` = 0.5.

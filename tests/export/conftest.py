@@ -20,7 +20,7 @@ def exported(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> typ
     """``cdo-export RUN -o bundle --fp16 --int8 --triton-repo triton`` run once; its paths and output.
 
     The 1-epoch random-teacher model has 3 good and 5 defective test parts, so one decision that int8
-    changes is 12.5 % of them (a trained 256 px model changes none of 24, README): the int8 check runs
+    changes is 12.5 % of them (a trained 256 px model changes none of 24, docs/guides/int8.md): the int8 check runs
     with a tolerance of 20 (points and %) here. Flipped held-out good parts fail at any tolerance.
     """
     d = tmp_path_factory.mktemp("export_out")

@@ -1,4 +1,4 @@
-"""tools/head_cost.py runs and prints its table (tiny sizes; the numbers are in the README)."""
+"""tools/head_cost.py runs and prints its table (tiny sizes; the numbers are in docs/guides/method.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Parity of the exported graphs (ONNX Runtime, CPU) with the PyTorch model training evaluates.
 
-Tolerances stated here and in the README:
+Tolerances stated here and in docs/guides/export.md:
     fp32: max |map| and |score| error <= FP32_TOL (1e-4) vs PyTorch; AUROC equal within 1e-6;
     fp16: <= 2 % of the map range vs fp32; AUROC within 0.5 points;
     int8: maps correlate with fp32 (>= 0.9) here; image and pixel AUROC within 0.5 points of fp32

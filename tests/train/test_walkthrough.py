@@ -1,7 +1,9 @@
-"""The README's "your own parts" walkthrough, run as written on folders of generated images.
+"""The "your own parts" walkthrough, run as written on folders of generated images.
 
-The commands are read from the README block after the ``<!-- walkthrough`` marker and run in
-bash, in order, in an empty folder holding only ``my_parts/`` and ``new_parts/``. The one
+The commands live in one file, ``docs/snippets/walkthrough.sh``: the docs page includes it
+(pymdownx.snippets), README.md shows it in the block after the ``<!-- walkthrough`` marker (a test
+checks the two are equal) and this test reads it and runs its commands in bash, in order, in an
+empty folder holding only ``my_parts/`` and ``new_parts/``. The one
 change: ``cdo-train`` gets ``--image-size 32 --steps 4 --eval-every 4 --batch-size 4 --device cpu``
 appended so that the test takes seconds, not the default 1000 steps at 256 px. Every
 process runs with the network blocked (tests/netguard.py) and must not try it once.
@@ -22,13 +24,13 @@ from cdo_train.data import make_demo_dataset
 from tests.netguard import blocked_env
 
 REPO = Path(__file__).resolve().parents[2]
+SNIPPET = REPO / "docs" / "snippets" / "walkthrough.sh"
 FAST = " --image-size 32 --steps 4 --eval-every 4 --batch-size 4 --device cpu"
 
 
 def walkthrough_commands() -> list[str]:
-    """The commands of the README block that follows the walkthrough marker, continuation lines joined."""
-    text = (REPO / "README.md").read_text()
-    block = text.split("<!-- walkthrough", 1)[1].split("```", 2)[1]
+    """The commands of the walkthrough snippet, continuation lines joined."""
+    block = SNIPPET.read_text()
     commands, current = [], ""
     for line in block.splitlines():
         if not line.strip():
@@ -38,6 +40,17 @@ def walkthrough_commands() -> list[str]:
             commands.append(current.strip())
             current = ""
     return commands
+
+
+def test_readme_shows_the_walkthrough_snippet():
+    """README.md cannot include files, so its walkthrough block must equal the snippet the docs include."""
+    readme = (REPO / "README.md").read_text()
+    assert "<!-- walkthrough" in readme, "README.md lost its walkthrough marker"
+    block = readme.split("<!-- walkthrough", 1)[1].split("```", 2)[1]
+    block = block.split("\n", 1)[1]  # drop the fence's language tag line
+    assert block == SNIPPET.read_text(), "README.md's walkthrough block differs from docs/snippets/walkthrough.sh"
+    page = (REPO / "docs" / "getting-started" / "walkthrough.md").read_text()
+    assert '--8<-- "walkthrough.sh"' in page
 
 
 def _user_folders(work: Path, gen: Path) -> None:
