@@ -10,12 +10,16 @@ thread, under one short lock:
   start of the output stage for the part (every sink's ``prepare``) to its turn
   at this sink: the fsynced ``results.jsonl`` write and the other sinks;
 * a ring of the last ``keep`` parts: a few record fields, a strided copy of
-  the image no longer than ``thumb_side`` pixels (a few microseconds, no
-  filtering) and, for NG parts, the anomaly map at model resolution.
+  the image no longer than ``thumb_side`` pixels (no filtering: ~10 us for a
+  VGA frame, ~0.5 ms for 5 MP, so only while a page is open: someone asked
+  for :meth:`LiveSink.recent` within ``watch_s``) and, for NG parts, the
+  anomaly map at model resolution.
 
-Thumbnails (with the heat-map overlay of :func:`render_overlay` on NG parts)
-are resized and JPEG-encoded lazily by :meth:`LiveSink.thumbnail`, in the HTTP
-server's thread when the page asks for one, and cached per part.
+Thumbnails (with the heat-map tint of the overlay pictures,
+:func:`~cdo_deploy.sinks.overlay.blend_heatmap`, on NG parts; the page shows
+decision and score beside it) are JPEG-encoded lazily by
+:meth:`LiveSink.thumbnail`, in the HTTP server's thread when the page asks for
+one, and cached per part.
 
 Example:
     >>> import numpy as np
@@ -39,7 +43,7 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
@@ -90,7 +94,8 @@ class _Part:
     info: dict[str, Any]
     thumb: np.ndarray | None
     scale: int
-    pred: Prediction | None = None  # a thumbnail-sized copy for the overlay of an NG part
+    amap: np.ndarray | None = None  # NG parts: the anomaly map at model resolution
+    pixel_threshold: float = 0.0
     jpeg: bytes | None = None
 
 
@@ -102,12 +107,14 @@ class LiveSink(Sink):
         keep: how many recent parts to keep.
         thumb_side: longest side of the kept image copy, pixels.
         color_order: channel order of the decoded images.
+        watch_s: keep image copies only this long after the last :meth:`recent` (an open page polls).
     """
 
     needs_image = True
 
-    def __init__(self, keep: int = 12, thumb_side: int = 240, color_order: str = "BGR") -> None:
-        self.keep, self.thumb_side, self.color_order = keep, thumb_side, color_order
+    def __init__(self, keep: int = 12, thumb_side: int = 240, color_order: str = "BGR", watch_s: float = 10.0) -> None:
+        self.keep, self.thumb_side, self.color_order, self.watch_s = keep, thumb_side, color_order, watch_s
+        self._watched_until = time.monotonic() + watch_s  # the first parts have pictures
         self.stages = {name: Histogram() for name in STAGES}
         self.total = Histogram()
         self._parts: deque[_Part] = deque(maxlen=keep)
@@ -121,14 +128,12 @@ class LiveSink(Sink):
     def write(self, pred: Prediction, item: Item, image: np.ndarray | None) -> None:
         started = self._started.pop(id(pred), None)
         output_s = 0.0 if started is None else time.perf_counter() - started
-        scale, thumb, small = 1, None, None
-        if image is not None and pred.error is None:
+        scale, thumb = 1, None
+        if image is not None and pred.error is None and time.monotonic() < self._watched_until:
             scale = max(1, math.ceil(max(image.shape[:2]) / self.thumb_side))
             thumb = np.ascontiguousarray(image[::scale, ::scale])
-            if pred.is_ng and pred.anomaly_map is not None:
-                small = replace(pred, image_shape=thumb.shape[:2], _map_full=None, extra={}, source_meta={},
-                                regions=[replace(r, x0=r.x0 // scale, y0=r.y0 // scale, x1=-(-r.x1 // scale),
-                                                 y1=-(-r.y1 // scale)) for r in pred.regions])
+        amap = pred.anomaly_map if pred.is_ng and pred.error is None else None
+        thr = pred.pixel_threshold if pred.pixel_threshold is not None else pred.score
         t = pred.times
         info = {"name": PurePath(pred.source.split("#", 1)[0]).name + (f"#{pred.frame}" if pred.frame is not None
                                                                        else ""),
@@ -141,10 +146,11 @@ class LiveSink(Sink):
             self.total.observe(t.total / 1e3)
             self._n += 1
             info["n"] = self._n
-            self._parts.append(_Part(self._n, info, thumb, scale, small))
+            self._parts.append(_Part(self._n, info, thumb, scale, amap, float(thr)))
 
     def recent(self) -> list[dict[str, Any]]:
-        """The kept parts, newest first (``n`` numbers them from 1 in this run)."""
+        """The kept parts, newest first (``n`` numbers them from 1 in this run); keeps pictures coming."""
+        self._watched_until = time.monotonic() + self.watch_s
         with self._lock:
             return [dict(p.info) for p in reversed(self._parts)]
 
@@ -164,14 +170,12 @@ class LiveSink(Sink):
             import cv2
 
             from ..preprocess import to_bgr_uint8
-            from .overlay import render_overlay
+            from .overlay import blend_heatmap
 
-            bgr = to_bgr_uint8(part.thumb, self.color_order)
-            pic = render_overlay(bgr, part.pred) if part.pred is not None else bgr
-            f = self.thumb_side / max(pic.shape[:2])
-            if f < 1:
-                pic = cv2.resize(pic, (round(pic.shape[1] * f), round(pic.shape[0] * f)),
-                                 interpolation=cv2.INTER_AREA)
+            pic = to_bgr_uint8(part.thumb, self.color_order)
+            if part.amap is not None:
+                amap = cv2.resize(part.amap, (pic.shape[1], pic.shape[0]), interpolation=cv2.INTER_LINEAR)
+                pic = blend_heatmap(pic, amap, part.pixel_threshold)
             ok, buf = cv2.imencode(".jpg", pic, [cv2.IMWRITE_JPEG_QUALITY, 80])
             part.jpeg = bytes(buf) if ok else b""
         return part.jpeg or None
