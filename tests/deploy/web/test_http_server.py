@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -89,8 +90,7 @@ def test_metrics_counters_equal_results_and_default_bind_is_localhost(live_run, 
 
 def test_token_is_enforced_and_required_off_localhost(live_run, cli, tiny_bundle, tmp_path, unused_port):
     refused = cli("cdo-inspect", tiny_bundle, "--source", tmp_path, "--out", tmp_path / "o", "--http",
-                  f"0.0.0.0:{unused_port}", env={k: v for k, v in __import__("os").environ.items()
-                                                 if k != "CDO_HTTP_TOKEN"})
+                  f"0.0.0.0:{unused_port}", env={k: v for k, v in os.environ.items() if k != "CDO_HTTP_TOKEN"})
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.startswith("Error: --http 0.0.0.0:") and "token" in refused.stderr
 
