@@ -13,14 +13,18 @@ Every ``check_every`` OK parts, once the window holds ``min_parts``:
 1. ``shift = (window mean - calibration mean) / calibration std``: how far the
    good parts moved, in calibration standard deviations (signed: a darker image
    may raise or lower the score, both matter);
-2. a two-sample z-test of the two means,
-   ``z = (window mean - calibration mean) / sqrt(window var / n_window + std^2 / n)``,
+2. a two-sample z-test of the two means under the hypothesis that the window
+   is drawn from the calibration distribution (so with its std),
+   ``z = (window mean - calibration mean) / (std * sqrt(1 / n_window + 1 / n))``,
    and its two-sided p-value: a shift only counts when it is not noise of a
-   small window or a small calibration set;
+   small window or a small calibration set (``n`` calibration scores; a bundle
+   without ``n`` counts the window's noise only);
 3. the state: ``alarm`` when ``|shift| >= alarm_shift`` and ``p < max_p``,
-   ``warn`` when ``|shift| >= warn_shift`` and ``p < max_p``, else ``ok``. A
-   state is left downwards only once ``|shift|`` is ``clear_margin`` below its
-   level (no flapping at the border).
+   ``warn`` when ``|shift| >= warn_shift`` and ``p < max_p``, else ``ok``. It
+   rises one step per check (an alarm always follows a warn, one check later at
+   the earliest, so a consumer always gets the warning first), and is left
+   downwards only once ``|shift|`` is ``clear_margin`` below its level (no
+   flapping at the border).
 
 Also reported (informational, not part of the state): the window's p50/p95,
 ``p95_shift = (window p95 - calibration p95) / std`` and ``ks``: the
@@ -32,8 +36,8 @@ KS statistic).
 Defaults (:class:`DriftConfig`): window 500 OK parts, judged from 100, checked
 every 10, warn at 1.0 std, alarm at 2.0 std, p < 0.001. A sudden shift of
 ``d`` standard deviations in a full window raises warn after about
-``500 * 1.0 / d`` and alarm after about ``500 * 2.0 / d`` OK parts (plus up to
-``check_every``); a shift below 1 std never warns. States: ``off`` (the bundle
+``500 * 1.0 / d`` and alarm after about ``max(500 * 2.0 / d, warn + 10)`` OK
+parts (each plus up to ``check_every``); a shift below 1 std never warns. States: ``off`` (the bundle
 has no calibration mean/std), ``collecting`` (fewer than ``min_parts``),
 ``ok``, ``warn``, ``alarm``.
 
@@ -167,12 +171,11 @@ class DriftMonitor:
         mean_ref, std_ref, n_ref = self._ref  # type: ignore[misc]
         w = np.fromiter(self._window, dtype=np.float64, count=len(self._window))
         mean = float(w.mean())
-        var = float(w.var(ddof=1)) if w.size > 1 else 0.0
-        se = math.sqrt(var / w.size + (std_ref * std_ref / n_ref if n_ref else 0.0))
+        se = std_ref * math.sqrt(1.0 / w.size + (1.0 / n_ref if n_ref else 0.0))
         st.window_mean = mean
         st.window_p50, st.window_p95 = (float(v) for v in np.percentile(w, [50, 95]))
         st.shift = (mean - mean_ref) / std_ref
-        st.z = (mean - mean_ref) / se if se > 0 else (0.0 if mean == mean_ref else math.copysign(math.inf, st.shift))
+        st.z = (mean - mean_ref) / se
         st.p_value = math.erfc(abs(st.z) / math.sqrt(2.0))
         p95 = self.stats.get("p95")
         st.p95_shift = None if p95 is None else (st.window_p95 - float(p95)) / std_ref
@@ -186,6 +189,8 @@ class DriftMonitor:
             new = "alarm" if size >= cfg.alarm_shift else "warn"
         levels = {"warn": cfg.warn_shift, "alarm": cfg.alarm_shift}
         old = st.state
+        if new == "alarm" and old in ("collecting", "ok"):
+            new = "warn"  # one step per check: the warning always comes first
         if old in levels and DRIFT_STATES.index(new) < DRIFT_STATES.index(old):
             if size > levels[old] - cfg.clear_margin:
                 new = old  # hysteresis: stay until clearly below the level

@@ -68,7 +68,7 @@ def test_darker_images_raise_warn_then_alarm_within_the_documented_parts(scores)
     slack = DEFAULT.check_every + 0.1 * DEFAULT.window / d  # checks every 10 parts; resampling noise
     warn_at, alarm_at = changes[1][0] - 1000, changes[2][0] - 1000
     assert 0 <= warn_at <= DEFAULT.window * DEFAULT.warn_shift / d + slack
-    assert warn_at < alarm_at <= DEFAULT.window * DEFAULT.alarm_shift / d + slack
+    assert warn_at < alarm_at <= max(DEFAULT.window * DEFAULT.alarm_shift / d, warn_at + DEFAULT.check_every) + slack
     assert mon.status().shift < 0  # this model scores darker parts lower; both directions count
 
 
@@ -98,7 +98,48 @@ def test_a_run_reports_drift_in_summary_status_line_and_an_mqtt_event(tiny_bundl
     assert doc["drift"]["state"] == "alarm" and doc["drift"]["shift"] < -2
     assert wait(lambda: any(m.get("state") == "alarm" for m in events.messages), 10)
     alarm = next(m for m in events.messages if m.get("state") == "alarm")
-    assert alarm["event"] == "drift" and alarm["previous"] in ("ok", "warn", "collecting")
+    assert alarm["event"] == "drift" and alarm["previous"] == "warn"  # the warning always comes first
     records = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     assert alarm["model_sha256"] == records[0]["model_sha256"]
     assert all(r["decision"] == ("NG" if r["source"].endswith("007.png") else "OK") for r in records)  # unchanged
+
+
+def test_a_calibrated_run_whose_images_get_darker_half_way_warns_then_alarms(tiny, tmp_path, scores, mosquitto,
+                                                                             subscriber, wait):
+    """End to end: a bundle calibrated on good parts; 60 good parts, then the same kind of parts 15 % darker.
+
+    A small window (60, judged from 20, checked every 5) keeps the run at 120 inferences; the
+    documented bound scales with it: warn within window * 1.0 / d, alarm within
+    max(window * 2.0 / d, warn + check_every) OK parts of the change (plus check_every).
+    """
+    import cv2
+
+    from cdo_deploy.bundle import BundleMeta
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    tiny.build_onnx(bundle / "model.onnx")
+    stats = _stats(scores["calib"])
+    BundleMeta(height=tiny.size, width=tiny.size, backbone="tiny-brightness", image_threshold=tiny.image_threshold,
+               pixel_threshold=tiny.pixel_threshold, threshold_source="test", normal_stats=stats).save(bundle)
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    for i in range(120):
+        img = tiny.make_part(False, seed=3000 + i)
+        if i >= 60:
+            img = (img.astype(np.float32) * 0.85).round().astype(np.uint8)
+        cv2.imwrite(str(inbox / f"{i:03d}.png"), img)
+    host, port = mosquitto
+    events = subscriber(host, port, "line/dark/events")
+    cfg = DriftConfig(window=60, min_parts=20, check_every=5)
+    result = run_inspection(InspectConfig(bundle=bundle, source=str(inbox), out=tmp_path / "out", once=True,
+                                          mqtt=f"{host}:{port}/line/dark", overlays="none", drift=cfg))
+    assert result.summary.ok == 120 and result.summary.drift["state"] == "alarm"
+    assert wait(lambda: len(events.messages) >= 3, 10)
+    changes = [(int(m["source"][-7:-4]), m["previous"], m["state"]) for m in events.messages]
+    assert [c[1:] for c in changes] == [("collecting", "ok"), ("ok", "warn"), ("warn", "alarm")], changes
+    assert changes[0][0] == cfg.min_parts - 1  # ok while the parts are unchanged
+    d = abs(scores["dark"].mean() - stats["mean"]) / stats["std"]
+    warn_at, alarm_at = changes[1][0] - 60, changes[2][0] - 60
+    assert 0 <= warn_at <= cfg.window * cfg.warn_shift / d + cfg.check_every
+    assert warn_at < alarm_at <= max(cfg.window * cfg.alarm_shift / d, warn_at + cfg.check_every) + cfg.check_every
