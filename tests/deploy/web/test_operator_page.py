@@ -61,9 +61,10 @@ def test_page_shows_parts_arriving_ng_overlays_and_the_drift_state(live_run, bro
     assert wait(lambda: all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", im)
                             for im in overlays), 10)
 
-    # 110 more parts: the tiny bundle's calibration (mean 0.45, std 0.03) is far from these parts (~0.34)
-    run.drop("".join("N" if i % 9 == 4 else "O" for i in range(110)), start=6)
-    assert wait(lambda: text("processed") == "116", 60), text("processed")
+    # 130 more parts: the tiny bundle's calibration (mean 0.45, std 0.03) is far from these parts (~0.34):
+    # warn at the 100th OK part, alarm at the next check (110th)
+    run.drop("".join("N" if i % 9 == 4 else "O" for i in range(130)), start=6)
+    assert wait(lambda: text("processed") == "136", 60), text("processed")
     assert wait(lambda: text("drift-state") == "alarm", 10), text("drift-state")
     assert "alarm" in browser.find_element(By.ID, "drift-state").get_attribute("class")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#parts .part")) == 12
@@ -76,4 +77,4 @@ def test_page_shows_parts_arriving_ng_overlays_and_the_drift_state(live_run, bro
     stdout, _ = run.proc.communicate(timeout=30)
     assert run.proc.returncode == 0
     ok, ng = int(text("ok-count")), int(text("ng-count"))
-    assert f"processed 116 | OK {ok} | NG {ng} | errors 0" in stdout  # the page agrees with the CLI's summary
+    assert f"processed 136 | OK {ok} | NG {ng} | errors 0" in stdout  # the page agrees with the CLI's summary
