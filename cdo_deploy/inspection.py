@@ -8,7 +8,7 @@ The output folder holds::
     overlays/       heatmap pictures of NG parts (or all)
     quarantine/     unreadable files of a folder source
     ok/ ng/         input files routed by decision, with route=True
-    summary.json    totals and latency of the last run (summaries.jsonl: one line per run)
+    summary.json    totals, latency and drift state of the last run (summaries.jsonl: one line per run)
     previous/       earlier results moved aside by fresh=True (--fresh)
 
 Example:
@@ -24,15 +24,17 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+from .drift import DriftConfig, DriftMonitor
 from .errors import CdoError
 from .inspector import Inspector
 from .pipeline import Pipeline, PipelineConfig
 from .resume import check_resume, producer_key, start_fresh
-from .sinks import CsvSink, JsonlSink, MqttSink, OverlaySink, RouteSink, Sink
+from .sinks import CsvSink, JsonlSink, LiveSink, MqttSink, OverlaySink, RouteSink, Sink
 from .sources import CameraSettings, FolderSource, classify_source, open_source
 from .status import Summary
+from .thresholds import normal_stats
 
 __all__ = ["InspectConfig", "InspectResult", "run_inspection"]
 
@@ -71,6 +73,11 @@ class InspectConfig:
     min_region_area: int = 0
     fresh: bool = False
     camera: CameraSettings | None = None
+    #: ``HOST:PORT`` (or ``PORT``: 127.0.0.1) of the live page, /metrics and /healthz; ``None``: off
+    http: str | None = None
+    #: file holding the bearer token for ``http`` (else ``$CDO_HTTP_TOKEN``, else no token)
+    http_token_file: Path | None = None
+    drift: DriftConfig = DriftConfig()
 
 
 @dataclass
@@ -83,8 +90,12 @@ class InspectResult:
 
 
 def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
-                   on_status: Callable[[Summary], None] | None = None, status_every_s: float = 1.0) -> InspectResult:
+                   on_status: Callable[[Summary], None] | None = None, status_every_s: float = 1.0,
+                   on_serving: Callable[[str], None] | None = None) -> InspectResult:
     """Inspect ``cfg.source`` with ``cfg.bundle`` until the source ends or ``stop`` is set.
+
+    With ``cfg.http`` the live page, ``/metrics`` and ``/healthz`` are served
+    while the pipeline runs (:mod:`cdo_deploy.web`); ``on_serving`` gets its URL.
 
     Resumes into ``cfg.out`` only when its results were produced by the same
     model file and thresholds (see :mod:`cdo_deploy.resume`); ``cfg.fresh``
@@ -96,6 +107,12 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
             cannot be written while running.
     """
     stop = stop or threading.Event()
+    token = None
+    if cfg.http is not None:
+        from .web import parse_http_address, resolve_token
+
+        parse_http_address(cfg.http)  # a bad address fails before the bundle loads
+        token = resolve_token(cfg.http_token_file)
     if cfg.camera is not None and not cfg.camera.is_default() and classify_source(cfg.source) != "pylon":
         raise CdoError(f"camera options (--trigger, --exposure-us, --pfs, ...) apply to --source pylon, "
                        f"not to {cfg.source!r}")
@@ -132,13 +149,27 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
             quarantine = cfg.quarantine and isinstance(source, FolderSource)
             if source.files and (cfg.route or quarantine):
                 sinks.append(RouteSink(cfg.out, route=cfg.route, quarantine=quarantine))
+            live = LiveSink() if cfg.http is not None else None
+            if live is not None:
+                sinks.append(live)  # last: its "output" latency covers results.jsonl and the other sinks
             config = PipelineConfig(max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
                                     queue_size=cfg.queue_size, workers=cfg.workers)
-            pipeline = Pipeline(inspector, source, sinks, config)
+            drift = DriftMonitor(normal_stats(inspector.meta, inspector.model_file.variant), cfg.drift)
+            if not drift.enabled:
+                log.info("drift monitor off: the bundle has no normal_stats (mean, std) of good scores")
+            pipeline = Pipeline(inspector, source, sinks, config, drift=drift)
+            server = _serve(cfg, pipeline, live, token, inspector) if live is not None else None
         except BaseException:
             source.close()
             raise
-        summary = pipeline.run(stop, on_status=on_status, status_every_s=status_every_s)
+        if server is not None and on_serving is not None:
+            on_serving(server.url)
+        try:
+            summary = pipeline.run(stop, on_status=on_status, status_every_s=status_every_s)
+        finally:
+            if server is not None:
+                server.view.finished = True
+                server.close()
     finally:
         inspector.close()
     doc = {**summary.to_dict(), "model_sha256": key[0], "image_threshold": key[1], "pixel_threshold": key[2],
@@ -150,6 +181,15 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
     except OSError as e:
         log.warning("cannot write %s: %s", cfg.out / "summary.json", e)
     return InspectResult(summary=summary, results=results, out=cfg.out)
+
+
+def _serve(cfg: InspectConfig, pipeline: Pipeline, live: LiveSink, token: str | None, inspector: Inspector) -> Any:
+    from .web import LineView, WebServer
+
+    mf = inspector.model_file
+    info = {"bundle": str(cfg.bundle), "variant": mf.variant, "backend": mf.backend,
+            "device": inspector.backend.device_label}
+    return WebServer(LineView(pipeline, live, info), cfg.http or "", token).start()
 
 
 def _now() -> str:

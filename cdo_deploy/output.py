@@ -114,6 +114,14 @@ class OutputStage:
         except Exception as e:  # noqa: BLE001 - a secondary output never stops the line
             self.errors.record(self.names[id(sink)], pred.source, e)
 
+    def event(self, kind: str, doc: dict[str, Any]) -> None:
+        """Tell every secondary sink about a run event (each isolated, failures counted)."""
+        for sink in self.secondary:
+            try:
+                sink.event(kind, doc)
+            except Exception as e:  # noqa: BLE001 - a secondary output never stops the line
+                self.errors.record(self.names[id(sink)], f"the {kind} event", e)
+
     def status(self) -> dict[str, int]:
         """Merged ``Sink.status()`` counters (e.g. ``mqtt_pending``)."""
         out: dict[str, int] = {}

@@ -44,6 +44,7 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
+from .drift import DriftMonitor
 from .errors import CdoError
 from .inspector import Inspector
 from .output import OutputStage
@@ -155,20 +156,27 @@ class Pipeline:
         source: an opened source.
         sinks: the primary ``JsonlSink`` and the secondary sinks, in the order these are called.
         config: concurrency settings.
+        drift: fed the scores of OK parts; a change of its state is logged and sent to the sinks as a
+            ``drift`` event (MQTT publishes it). It never changes a decision.
     """
 
     def __init__(self, inspector: Inspector, source: Source, sinks: Sequence[Sink],
-                 config: PipelineConfig = PipelineConfig()) -> None:
+                 config: PipelineConfig = PipelineConfig(), drift: DriftMonitor | None = None) -> None:
         self.inspector, self.source, self.sinks, self.config = inspector, source, list(sinks), config
         self.max_batch = min(config.max_batch, inspector.max_batch)
         self.keep_images = any(s.needs_image for s in self.sinks)
         self.output = OutputStage(self.sinks)
-        self.stats = RunStats()
+        self.stats = RunStats(drift=drift)
         self.q_acq = DropOldestQueue(config.queue_size, drop=source.live)
         self.q_pre: queue.Queue[Any] = queue.Queue(config.queue_size)
         self.q_post: queue.Queue[Any] = queue.Queue(config.queue_size)
         self._failure: BaseException | None = None
         self._aborting = False
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The exception that stopped the run (re-raised by :meth:`run`), if any."""
+        return self._failure
 
     # -- stages -------------------------------------------------------------
     def _acquire(self, stop: threading.Event) -> None:
@@ -272,7 +280,19 @@ class Pipeline:
         group = [(self._prediction(w), w.item, w.image) for w in works]
         self.output.emit(group)
         for pred, _, _ in group:
-            self.stats.record(pred)
+            change = self.stats.record(pred)
+            if change is not None:
+                self._drift_event(change, pred)
+
+    def _drift_event(self, change: tuple[str, str], pred: Prediction) -> None:
+        assert self.stats.drift is not None  # a change comes only from a drift monitor
+        st = self.stats.drift.status()
+        level = logging.WARNING if change[1] in ("warn", "alarm") else logging.INFO
+        log.log(level, "drift %s -> %s: good parts' scores moved %+.2f calibration std (window of %d OK parts, "
+                "mean %.4g vs %.4g); decisions are unchanged", change[0], change[1], st.shift or 0.0, st.parts,
+                st.window_mean or 0.0, st.ref_mean or 0.0)
+        self.output.event("drift", {"previous": change[0], **st.to_dict(), "time": pred.to_record()["time"],
+                                    "source": pred.source, "model_sha256": pred.model_sha256 or None})
 
     def _prediction(self, w: _Work) -> Prediction:
         item = w.item

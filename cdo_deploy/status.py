@@ -4,7 +4,8 @@ Counts records (OK, NG, errors), dropped frames, failures per secondary sink
 (``sink_errors``) and the sinks' own counters (``sink_status``, e.g. MQTT
 messages not yet confirmed by the broker), and keeps the last 4096
 end-to-end latencies for p50/p99 and the completion times of the last few
-seconds for the current FPS. Thread-safe.
+seconds for the current FPS, and feeds the scores of OK parts to the drift
+monitor (:mod:`cdo_deploy.drift`) when there is one. Thread-safe.
 
 Example:
     >>> s = RunStats()
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .drift import DriftMonitor
 from .results import Prediction
 
 __all__ = ["RunStats", "Summary"]
@@ -52,6 +54,7 @@ class Summary:
     infer_p50_ms: float | None = None
     sink_errors: dict[str, int] = field(default_factory=dict)
     sink_status: dict[str, int] = field(default_factory=dict)
+    drift: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,14 +70,17 @@ class Summary:
         if failed:
             extra += " | sink errors " + ", ".join(f"{k} {v}" for k, v in failed.items())
         extra += "".join(f" | {k.replace('_', ' ')} {v}" for k, v in self.sink_status.items() if v)
+        if self.drift.get("state") in ("ok", "warn", "alarm"):
+            extra += f" | drift {self.drift['state']} ({self.drift.get('shift') or 0:+.1f} sd)"
         return (f"processed {self.processed} | OK {self.ok} | NG {self.ng} | errors {self.errors} | "
                 f"dropped {self.dropped}{extra} | {self.fps:.1f} img/s | {lat}")
 
 
 class RunStats:
-    """Thread-safe counters of a pipeline run."""
+    """Thread-safe counters of a pipeline run (``drift``: fed the scores of OK parts)."""
 
-    def __init__(self, window_s: float = 5.0, keep: int = 4096) -> None:
+    def __init__(self, window_s: float = 5.0, keep: int = 4096, drift: DriftMonitor | None = None) -> None:
+        self.drift = drift
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
         self._window_s = window_s
@@ -86,7 +92,9 @@ class RunStats:
         self.sink_errors: dict[str, int] = {}
         self.sink_status: dict[str, int] = {}
 
-    def record(self, pred: Prediction) -> None:
+    def record(self, pred: Prediction) -> tuple[str, str] | None:
+        """Count one result; returns ``(old, new)`` when it changed the drift state."""
+        change = None
         with self._lock:
             if pred.error is not None:
                 self.errors += 1
@@ -95,12 +103,15 @@ class RunStats:
                     self.ng += 1
                 else:
                     self.ok += 1
+                    if self.drift is not None:
+                        change = self.drift.add(pred.score)
                 self._latency.append(pred.times.total)
                 self._infer.append(pred.times.infer)
             now = time.monotonic()
             self._done_times.append(now)
             while self._done_times[0] < now - self._window_s:
                 self._done_times.popleft()
+        return change
 
     def summary(self) -> Summary:
         with self._lock:
@@ -121,6 +132,7 @@ class RunStats:
                 p99_ms=round(float(np.percentile(lat, 99)), 3) if lat.size else None,
                 infer_p50_ms=round(float(np.percentile(inf, 50)), 3) if inf.size else None,
                 sink_errors=dict(self.sink_errors), sink_status=dict(self.sink_status),
+                drift=self.drift.status().to_dict() if self.drift is not None else {},
             )
 
     def final_summary(self) -> Summary:

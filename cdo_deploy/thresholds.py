@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from .bundle import BundleMeta
 from .errors import CdoError
 
-__all__ = ["Thresholds", "resolve_thresholds", "sensitivity_shift"]
+__all__ = ["Thresholds", "normal_stats", "resolve_thresholds", "sensitivity_shift"]
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,17 @@ class Thresholds:
     source: str
 
 
+def normal_stats(meta: BundleMeta, variant: str | None = None) -> dict[str, float]:
+    """Calibration statistics of good scores: the variant's own (re-calibrated) ones, else the bundle's."""
+    own = (meta.variant_thresholds or {}).get(variant or "") or {}
+    return dict(own.get("normal_stats") or meta.normal_stats or {})
+
+
 def sensitivity_shift(meta: BundleMeta, image_threshold: float, s: float, variant: str | None = None) -> float:
     """Additive change of the thresholds for sensitivity ``s`` (see module docstring)."""
     if not 0.0 <= s <= 1.0:
         raise CdoError(f"--sensitivity must be within [0, 1] (0.5 = bundle threshold), got {s}")
-    own = (meta.variant_thresholds or {}).get(variant or "") or {}
-    stats = own.get("normal_stats") or meta.normal_stats or {}
+    stats = normal_stats(meta, variant)
     spread = None
     if stats.get("p99") is not None:
         spread = image_threshold - float(stats["p99"])

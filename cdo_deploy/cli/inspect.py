@@ -73,6 +73,11 @@ def _install_signals(stop: threading.Event) -> None:
               help="Streams, cameras: stop after N frames (pylon software trigger: fire N triggers).")
 @click.option("--min-region-area", default=0, show_default=True, type=click.IntRange(0),
               help="Ignore defect regions smaller than this many pixels.")
+@click.option("--http", default=None, metavar="[HOST:]PORT",
+              help="Serve a live operator page, Prometheus /metrics and /healthz (read-only); binds 127.0.0.1 "
+                   "unless HOST is given (then a token is required). Port 0: any free port.")
+@click.option("--http-token-file", type=click.Path(path_type=Path), default=None,
+              help="File with the bearer token for --http (default: $CDO_HTTP_TOKEN, else no token).")
 @click.option("--status/--no-status", default=None, help="Live status line on stderr (default: if a terminal).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
@@ -82,8 +87,9 @@ def inspect_main(bundle: Path, source: str, out: Path, once: bool, include_exist
                  device: str, variant: str | None, threshold: float | None, pixel_threshold: float | None,
                  sensitivity: float | None, max_batch: int, max_wait_ms: float, queue_size: int, workers: int,
                  overlays: str, route: bool, no_quarantine: bool, write_csv: bool, mqtt: str | None,
-                 settle_ms: float, max_frames: int | None, min_region_area: int, status: bool | None,
-                 verbose: int, quiet: bool, camera: CameraSettings | None) -> None:
+                 settle_ms: float, max_frames: int | None, min_region_area: int, http: str | None,
+                 http_token_file: Path | None, status: bool | None, verbose: int, quiet: bool,
+                 camera: CameraSettings | None) -> None:
     """Inspect parts with a cdo BUNDLE: OK/NG per image or frame, OUT/results.jsonl,
     overlays of defects; runs until the source ends (--once, video) or SIGINT/SIGTERM."""
     setup_logging(verbose, quiet)
@@ -93,7 +99,7 @@ def inspect_main(bundle: Path, source: str, out: Path, once: bool, include_exist
         sensitivity=sensitivity, max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
         workers=workers, overlays=overlays, route=route, quarantine=not no_quarantine, csv=write_csv, mqtt=mqtt,
         settle_s=settle_ms / 1e3, max_frames=max_frames, min_region_area=min_region_area, fresh=fresh,
-        camera=camera,
+        camera=camera, http=http, http_token_file=http_token_file,
     )
     stop = threading.Event()
     _install_signals(stop)
@@ -103,7 +109,11 @@ def inspect_main(bundle: Path, source: str, out: Path, once: bool, include_exist
     def show(s: Summary) -> None:
         click.echo(("\r" if tty else "") + s.format() + ("\033[K" if tty else ""), err=True, nl=not tty)
 
-    result = run_inspection(cfg, stop, on_status=show if live else None, status_every_s=0.5 if tty else 5.0)
+    def serving(url: str) -> None:
+        click.echo(f"cdo-inspect: live page {url} (metrics: {url}metrics, health: {url}healthz)", err=True)
+
+    result = run_inspection(cfg, stop, on_status=show if live else None, status_every_s=0.5 if tty else 5.0,
+                            on_serving=serving)
     if live and tty:
         click.echo("", err=True)
     click.echo(f"cdo-inspect: {result.summary.format()}")

@@ -1,4 +1,4 @@
-"""Result sinks: results.jsonl, CSV, overlays, file routing, MQTT.
+"""Result sinks: results.jsonl, CSV, overlays, file routing, MQTT, the live page's state.
 
 Example:
     >>> from cdo_deploy.sinks import SINKS
@@ -11,6 +11,7 @@ from __future__ import annotations
 from .base import SINKS, Sink
 from .csv import CsvSink
 from .jsonl import JsonlSink, ResultsLog, read_done, read_log
+from .live import LiveSink
 from .mqtt import MqttSink, parse_mqtt_spec
 from .overlay import OverlaySink, render_overlay
 from .route import RouteSink, move_unique
@@ -19,6 +20,7 @@ __all__ = [
     "SINKS",
     "CsvSink",
     "JsonlSink",
+    "LiveSink",
     "MqttSink",
     "OverlaySink",
     "RouteSink",

@@ -12,7 +12,7 @@ Sinks that draw need the decoded original image; they say so with
 Example:
     >>> from cdo_deploy.sinks import SINKS
     >>> SINKS.list()
-    ['csv', 'jsonl', 'mqtt', 'overlay', 'route']
+    ['csv', 'jsonl', 'live', 'mqtt', 'overlay', 'route']
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -53,6 +53,9 @@ class Sink(abc.ABC):
     def status(self) -> dict[str, int]:
         """Counters for the status line and ``summary.json`` (e.g. messages not yet delivered)."""
         return {}
+
+    def event(self, kind: str, doc: dict[str, Any]) -> None:
+        """A run event (e.g. ``drift`` when the drift state changes); most sinks ignore it."""
 
     def close(self) -> None:
         """Flush and release; called once, also after errors."""

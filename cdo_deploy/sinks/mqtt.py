@@ -3,7 +3,9 @@
 ``--mqtt host:port/topic`` (port defaults to 1883). Each result is published
 with QoS 1 as its ``results.jsonl`` record (JSON, same content), whose ``id``
 is stable: the same part, model file and thresholds always give the same id,
-so a consumer drops the duplicates that at-least-once delivery implies.
+so a consumer drops the duplicates that at-least-once delivery implies. Run
+events (a change of the drift state, :mod:`cdo_deploy.drift`) go the same way
+to ``<topic>/events`` as ``{"event": "drift", "state": ..., ...}``.
 
 Delivery:
 
@@ -191,8 +193,15 @@ class MqttSink(Sink):
     # -- results --------------------------------------------------------------
     def write(self, pred: Prediction, item: Item, image: np.ndarray | None) -> None:
         line = record_line(pred)
-        msg_id = pred.id or hashlib.sha256(line.encode()).hexdigest()[:24]
-        msg = (msg_id, self.topic, line)
+        self._publish(pred.id or hashlib.sha256(line.encode()).hexdigest()[:24], self.topic, line)
+
+    def event(self, kind: str, doc: dict[str, Any]) -> None:
+        """Publish a run event (``{"event": kind, ...}``) on ``<topic>/events``, at least once like a result."""
+        line = json.dumps({"event": kind, **doc}, sort_keys=True)
+        self._publish(hashlib.sha256(line.encode()).hexdigest()[:24], f"{self.topic}/events", line)
+
+    def _publish(self, msg_id: str, topic: str, line: str) -> None:
+        msg = (msg_id, topic, line)
         spooled = False
         try:
             with self._lock:  # spooling and queueing under one lock: a read-back never sees it half done

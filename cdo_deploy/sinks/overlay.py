@@ -37,7 +37,7 @@ from ..results import Prediction
 from ..sources.base import Item
 from .base import SINKS, Sink
 
-__all__ = ["MIN_SIDE", "Banner", "OverlaySink", "banner_layout", "render_overlay"]
+__all__ = ["MIN_SIDE", "Banner", "OverlaySink", "banner_layout", "blend_heatmap", "render_overlay"]
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +109,7 @@ def render_overlay(image_bgr: np.ndarray, pred: Prediction, alpha: float = 0.6) 
         amap = cv2.resize(amap, size, interpolation=cv2.INTER_LINEAR)
     h, w = image_bgr.shape[:2]
     thr = float(pred.pixel_threshold if pred.pixel_threshold is not None else amap.max())
-    span = 0.5 * abs(thr) or 1e-6
-    norm = np.clip((amap - (thr - span)) / (2 * span), 0.0, 1.0)
-    heat = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    weight = (alpha * np.clip((amap - (thr - 0.5 * span)) / span, 0.0, 1.0))[..., None]
-    out = (image_bgr * (1.0 - weight) + heat * weight + 0.5).astype(np.uint8)
+    out = blend_heatmap(image_bgr, amap, thr, alpha)
     thick = max(1, round(min(h, w) / 250))
     colour = (0, 0, 255) if pred.is_ng else (0, 220, 255)
     if any(r.kind == "threshold" for r in pred.regions):
@@ -139,6 +135,25 @@ def render_overlay(image_bgr: np.ndarray, pred: Prediction, alpha: float = 0.6) 
     cv2.putText(out, b.text, (pad, pad + text_h), _FONT, b.scale, (0, 0, 255) if pred.is_ng else (0, 200, 0),
                 b.thickness, cv2.LINE_AA)
     return out
+
+
+def blend_heatmap(image_bgr: np.ndarray, amap: np.ndarray, thr: float, alpha: float = 0.6) -> np.ndarray:
+    """The heat-map tint of :func:`render_overlay`: JET over ``thr +- 50 %``, weight 0 at 75 % of ``thr``.
+
+    Args:
+        image_bgr: (H, W, 3) uint8.
+        amap: (H, W) float32 anomaly map at the image's size.
+        thr: pixel threshold (map units).
+        alpha: weight at and above 1.25x ``thr``.
+
+    Returns:
+        (H, W, 3) uint8 BGR.
+    """
+    span = 0.5 * abs(thr) or 1e-6
+    norm = np.clip((amap - (thr - span)) / (2 * span), 0.0, 1.0)
+    heat = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    weight = (alpha * np.clip((amap - (thr - 0.5 * span)) / span, 0.0, 1.0))[..., None]
+    return (image_bgr * (1.0 - weight) + heat * weight + 0.5).astype(np.uint8)
 
 
 def overlay_name(pred: Prediction) -> str:

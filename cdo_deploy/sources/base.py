@@ -111,3 +111,7 @@ class Source(abc.ABC):
 
     def describe(self) -> str:
         return f"{type(self).__name__}({self.spec})"
+
+    def health(self) -> dict[str, Any]:
+        """What the source knows of its device, for monitoring (e.g. ``{"connected": True, "trigger": "Line1"}``)."""
+        return {}

@@ -131,6 +131,9 @@ class PylonSource(Source):
         """The open ``pypylon.pylon.InstantCamera`` (``None`` while disconnected)."""
         return self._camera
 
+    def health(self) -> dict[str, Any]:
+        return {"connected": self._camera is not None, "trigger": self.trigger_source, "triggered": self.triggered}
+
     @property
     def self_triggering(self) -> bool:
         """Software trigger fired by the source itself (``trigger_interval_s`` set)."""

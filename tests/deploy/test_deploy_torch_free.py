@@ -8,7 +8,7 @@ MODULES = [
     "cdo_deploy", "cdo_deploy.cli", "cdo_deploy.inspector", "cdo_deploy.inspection", "cdo_deploy.pipeline",
     "cdo_deploy.bench", "cdo_deploy.backends", "cdo_deploy.sources", "cdo_deploy.sinks", "cdo_deploy.status",
     "cdo_deploy.results", "cdo_deploy.formats", "cdo_deploy.thresholds", "cdo_deploy.engine_build",
-    "cdo_deploy.metrics",
+    "cdo_deploy.metrics", "cdo_deploy.drift", "cdo_deploy.web",
 ]
 
 
