@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from cdo_deploy.errors import CdoError
+from cdo_deploy.thresholds import fmt_threshold
 
 from .formats import (
     CALIB_METHODS,
@@ -112,8 +113,13 @@ def _cli(run_dir, bundle, list_formats, verbose, **flags):
         raise click.ClickException(str(e)) from None
     meta = result.meta
     click.echo(f"bundle {result.bundle_dir}: {len(result.files)} file(s), {meta.backbone} {meta.height}x{meta.width}, "
-               f"thresholds image {meta.image_threshold} pixel {meta.pixel_threshold} ({meta.threshold_source})")
-    click.echo("next: " + "  |  ".join(result.next_commands()))
+               f"thresholds image {fmt_threshold(meta.image_threshold)} pixel {fmt_threshold(meta.pixel_threshold)} "
+               f"({meta.threshold_source})")
+    for warning in result.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
+    inspect, bench = result.next_commands()
+    click.echo(f"next: {inspect}")
+    click.echo(f"speed: {bench}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -39,10 +40,11 @@ import numpy as np
 
 from cdo_deploy.bundle import META_FILE, ONNX_FILE, BundleMeta, load_bundle_meta
 from cdo_deploy.errors import CdoError
+from cdo_deploy.thresholds import fmt_threshold
 
 from .formats import ExportOptions, get_format
 from .int8_check import Int8Check
-from .runinfo import RunInfo, good_images, read_run_info
+from .runinfo import RunInfo, check_run_folder, good_images, read_run_info, weak_run_warnings
 from .verify import FP32_TOL, Parity, compare, onnx_session, run_onnx, torch_reference
 
 __all__ = ["ExportResult", "ExportedFile", "export_run"]
@@ -71,10 +73,12 @@ class ExportResult:
     parity: list[Parity] = field(default_factory=list)
     tensorrt_problems: dict[str, list[str]] = field(default_factory=dict)
     int8_check: Int8Check | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def next_commands(self) -> list[str]:
         """Commands a user typically runs next."""
-        return [f"cdo-inspect {self.bundle_dir} --source IMAGES_OR_FOLDER", f"cdo-bench {self.bundle_dir}"]
+        bundle = shlex.quote(str(self.bundle_dir))
+        return [f"cdo-inspect {bundle} --source IMAGES_OR_FOLDER --once --out inspected", f"cdo-bench {bundle}"]
 
 
 class _Recorder:
@@ -255,12 +259,16 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
     _check_target(out, opts.force)
     if opts.triton_repo is not None and (Path(opts.triton_repo) / opts.model_name).exists() and not opts.force:
         raise CdoError(f"{Path(opts.triton_repo) / opts.model_name} already exists (pass --force to replace it)")
+    check_run_folder(run)
     info = read_run_info(run)
     status = info.summary.get("status", "finished") if info.summary else "finished"
     if status != "finished" and not opts.allow_interrupted:
         stop = info.summary.get("interrupted", {})
         raise CdoError(f"{run} is an {status} run (step {stop.get('step', '?')} of {stop.get('of', '?')}): finish it "
                        f"with cdo-train --resume {run}, or pass --allow-interrupted to export its weights as they are")
+    weak = weak_run_warnings(info)
+    for warning in weak:
+        log.warning("WARNING: %s", warning)
     model = load_model(run)
     size = model.head.image_size[0]
     images, image_paths = good_images(info, size, max(opts.n_calib if opts.int8 else 0, N_CHECK), opts.calib_dir)
@@ -300,8 +308,8 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
         if opts.openvino:
             _openvino(tmp, meta, rec)
         meta.save(tmp)  # records the sha256 of every listed model file (model.json 'sha256', 'onnx_sha256')
-        log.info("thresholds: image %s, pixel %s (source %s)", meta.image_threshold, meta.pixel_threshold,
-                 meta.threshold_source)
+        log.info("thresholds: image %s, pixel %s (source %s)", fmt_threshold(meta.image_threshold),
+                 fmt_threshold(meta.pixel_threshold), meta.threshold_source)
         if opts.engine:
             _engine(opts, tmp, rec, problems)
             meta = load_bundle_meta(tmp)
@@ -321,7 +329,7 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
         _commit(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ExportResult(out, meta, rec.files, parity, problems, int8)
+    return ExportResult(out, meta, rec.files, parity, problems, int8, weak)
 
 
 def _openvino(tmp: Path, meta: BundleMeta, rec: _Recorder) -> None:
