@@ -82,8 +82,8 @@ def weak_run_warnings(info: RunInfo) -> list[str]:
     than the default.
 
     Example:
-        >>> [w[:27] for w in weak_run_warnings(RunInfo(Path("r"), summary={"last": {"step": 2, "image_auroc": 0.43}}))]
-        ['image AUROC 0.43 on the ru', 'the run trained 2 steps, fa']
+        >>> [w[:16] for w in weak_run_warnings(RunInfo(Path("r"), summary={"last": {"step": 2, "image_auroc": 0.43}}))]
+        ['image AUROC 0.43', 'the run trained ']
     """
     from ..config import DEFAULT_STEPS
 
