@@ -49,6 +49,26 @@ def _list_formats() -> None:
     click.echo(f"\nthis CPU: {cpu_info().describe()}")
 
 
+def _export_with_progress(run_dir: Path, bundle: Path, opts: ExportOptions):
+    """``export_run`` with a bar over its stages (ETA; on an interactive terminal only, log lines above it)."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .exporter import export_run, export_stages
+
+    stages = export_stages(opts)
+    with tqdm(total=len(stages), desc="cdo-export", unit="stage", leave=False, dynamic_ncols=True,
+              disable=None) as bar, logging_redirect_tqdm():
+        def stage(name: str) -> None:
+            bar.n = stages.index(name) if name in stages else bar.n
+            bar.set_postfix_str(name)
+
+        result = export_run(run_dir, bundle, opts, on_stage=stage)
+        bar.n = len(stages)
+        bar.refresh()
+    return result
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("run_dir", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "bundle", type=click.Path(path_type=Path), help="Bundle folder to write.")
@@ -106,9 +126,7 @@ def _cli(run_dir, bundle, list_formats, verbose, **flags):
         if run_dir is None or bundle is None:
             raise CdoError("usage: cdo-export RUN_DIR -o BUNDLE_DIR (see cdo-export --help)")
         opts = ExportOptions(**flags).validate()
-        from .exporter import export_run
-
-        result = export_run(run_dir, bundle, opts)
+        result = _export_with_progress(run_dir, bundle, opts)
     except CdoError as e:
         raise click.ClickException(str(e)) from None
     meta = result.meta
