@@ -5,6 +5,7 @@ problem, the summary says where things went and what its latency means."""
 from __future__ import annotations
 
 import queue
+import re
 import shutil
 import signal
 import threading
@@ -105,3 +106,23 @@ def test_bench_shows_progress_on_a_terminal_only(tiny_bundle, tmp_path, cli):
     assert "cdo-bench: timing" in err and "4/4" in err
     r = cli("cdo-bench", *args, "--json", tmp_path / "b.json")
     assert r.returncode == 0 and "cdo-bench: timing" not in r.stderr + r.stdout
+
+
+def _documented(doc: str) -> set[str]:
+    return set(re.findall(r"^\| `([a-z_0-9]+)` \|", doc, re.M))
+
+
+def test_every_results_jsonl_field_is_documented(tiny_bundle, tmp_path, part, cli, records):
+    src = _folder(tmp_path, part)
+    (src / "notes.png").write_text("not an image")  # an error record too
+    out = tmp_path / "out"
+    r = cli("cdo-inspect", tiny_bundle, "--source", src, "--once", "--out", out, "--overlays", "all")
+    assert r.returncode == 0, r.stderr
+    recs = records(out / "results.jsonl")
+    keys = {k for rec in recs for k in rec}
+    keys |= {k for rec in recs for region in rec["regions"] for k in region}
+    keys |= {k for rec in recs for k in rec["latency_ms"]}
+    assert {"overlay", "box", "kind", "total"} <= keys
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "reference" / "results_jsonl.md").read_text()
+    assert keys <= _documented(doc), keys - _documented(doc)
+    assert "`[x0, y0, x1, y1]`" in doc and "**exclusive**" in doc  # what the box numbers are
