@@ -93,8 +93,7 @@ class InspectResult:
     def report_lines(self) -> list[str]:
         """Where things went, and what the latency figures mean: the lines ``cdo-inspect`` ends with."""
         s = self.summary
-        lines = [f"results: {self.results} ({s.processed} record(s) this run; field reference: "
-                 f"docs/reference/results_jsonl.md)"]
+        lines = [f"results: {self.results} ({s.processed} record(s) this run, one JSON line per part)"]
         if self.overlays:
             lines.append(f"overlays: {self.out / 'overlays'} ({self.overlays} picture(s))")
         if self.quarantined:
@@ -149,7 +148,8 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
             if cfg.route and not source.files:
                 raise CdoError(f"--route moves input files; {source.describe()} has none")
             sinks: list[Sink] = []
-            overlay = route = None
+            overlay: OverlaySink | None = None
+            route: RouteSink | None = None
             if cfg.overlays != "none":
                 overlay = OverlaySink(cfg.out / "overlays", cfg.overlays)
                 sinks.append(overlay)
@@ -183,7 +183,7 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
             f.write(json.dumps(doc) + "\n")
     except OSError as e:
         log.warning("cannot write %s: %s", cfg.out / "summary.json", e)
-    quarantined = 0 if route is None else route.counts.get("error", 0)
+    quarantined = 0 if route is None else route.counts.get("quarantine", 0)
     return InspectResult(summary=summary, results=results, out=cfg.out,
                          overlays=0 if overlay is None else overlay.count, quarantined=quarantined,
                          quarantine_copied=cfg.once,

@@ -88,9 +88,9 @@ def _install_signals(stop: threading.Event) -> None:
 def inspect_main(bundle: Path, source: str, out: Path, once: bool, include_existing: bool, fresh: bool, backend: str,
                  device: str, variant: str | None, threshold: float | None, pixel_threshold: float | None,
                  sensitivity: float | None, max_batch: int, max_wait_ms: float, queue_size: int, workers: int,
-                 overlays: str, route: bool, no_quarantine: bool, fail_on_errors: bool, write_csv: bool, mqtt: str | None,
-                 settle_ms: float, max_frames: int | None, min_region_area: int, status: bool | None,
-                 verbose: int, quiet: bool, camera: CameraSettings | None) -> None:
+                 overlays: str, route: bool, no_quarantine: bool, fail_on_errors: bool, write_csv: bool,
+                 mqtt: str | None, settle_ms: float, max_frames: int | None, min_region_area: int,
+                 status: bool | None, verbose: int, quiet: bool, camera: CameraSettings | None) -> None:
     """Inspect parts with a cdo BUNDLE: OK/NG per image or frame, OUT/results.jsonl,
     overlays of defects; runs until the source ends (--once, video) or SIGINT/SIGTERM."""
     setup_logging(verbose, quiet)

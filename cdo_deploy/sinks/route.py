@@ -66,7 +66,7 @@ class RouteSink(Sink):
         if route:
             self.folders.update(NG="ng", OK="ok")
         self.moved = 0
-        self.counts: dict[str, int] = {}  # files moved/copied per key: error, OK, NG
+        self.counts: dict[str, int] = {}  # files moved/copied per folder: quarantine, ok, ng
 
     def open(self) -> None:
         try:
@@ -85,6 +85,6 @@ class RouteSink(Sink):
         copy = key == "error" and self.copy_errors
         dst = move_unique(item.path, self.out_dir / folder, copy)  # OSError: counted by the output stage
         self.moved += 1
-        self.counts[key] = self.counts.get(key, 0) + 1
+        self.counts[folder] = self.counts.get(folder, 0) + 1
         log.log(logging.WARNING if key == "error" else logging.DEBUG, "%s %s %s", item.path,
                 "copied to" if copy else "->", dst)
