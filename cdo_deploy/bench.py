@@ -56,7 +56,7 @@ from .preprocess import to_model_input
 from .results import BenchRow, json_float
 from .thresholds import resolve_thresholds
 
-__all__ = ["BenchConfig", "BenchReport", "STATUS_LEGEND", "format_table", "run_bench"]
+__all__ = ["BenchConfig", "BenchReport", "STATUS_LEGEND", "bench_rounds", "format_table", "run_bench"]
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,8 @@ def _time_one(r: _Runner, images: list[np.ndarray], hw: tuple[int, int]) -> tupl
 
 
 def _time_all(cfg: BenchConfig, runners: list[_Runner], pools: dict[str, list[np.ndarray]],
-              hw: tuple[int, int]) -> None:
+              hw: tuple[int, int], on_progress: Callable[[int], None] | None = None) -> None:
+    """Time every runner, batch by batch, the runners interleaved; ``on_progress(1)`` after each round."""
     kinds = [k for k in PARTS if pools.get(k)]
     for b in cfg.batches:
         active = [r for r in runners if not r.failed and b <= r.max_batch]
@@ -270,6 +271,8 @@ def _time_all(cfg: BenchConfig, runners: list[_Runner], pools: dict[str, list[np
                 if i >= cfg.warmup:
                     for stage, ms in zip(("pre", "infer", "post", "e2e"), t):
                         r.times[b][kind][stage].append(ms)
+            if on_progress is not None:
+                on_progress(1)
         log.info("bench batch %d: %d row(s) timed", b, len(active))
 
 
@@ -304,8 +307,15 @@ def _rows(cfg: BenchConfig, runners: list[_Runner], ref: _Runner | None, names: 
     return rows
 
 
-def run_bench(cfg: BenchConfig) -> BenchReport:
+def bench_rounds(cfg: BenchConfig) -> int:
+    """Timing rounds of a run (each times every row of one batch size once): the progress total."""
+    return len(cfg.batches) * (cfg.warmup + cfg.iters)
+
+
+def run_bench(cfg: BenchConfig, on_progress: Callable[[int], None] | None = None) -> BenchReport:
     """Measure every (backend, model file, batch) combination, accuracy included.
+
+    ``on_progress(n)`` is called as ``n`` more of the :func:`bench_rounds` timing rounds are done.
 
     Returns:
         The report: rows in backend order, torch reference last; a backend failure
@@ -347,7 +357,7 @@ def run_bench(cfg: BenchConfig) -> BenchReport:
                 r.note = f"thresholds {own.image:.4g}/{own.pixel:.4g} ({own.source})"
     try:
         ref_name = _evaluate_all(runners, inputs, labels, masks, n)
-        _time_all(cfg, runners, pools, hw)
+        _time_all(cfg, runners, pools, hw, on_progress)
     finally:
         for r in runners:
             r.close()

@@ -136,6 +136,13 @@ def resolve_model_file(
             pick = _pick(files, variant, _format_for(name).default_variant)
             if pick is not None:
                 return pick
+        listed = dict.fromkeys(rel for fmt in FORMATS for rel in (getattr(meta, fmt.meta_field) or {}).values())
+        missing = sorted((rel for rel in listed if not (Path(bundle_dir) / rel).is_file()),
+                         key=lambda rel: not rel.endswith(".onnx"))  # model.onnx first: what most backends run
+        if missing:
+            raise CdoError(f"{Path(bundle_dir) / missing[0]} is missing (model.json lists it"
+                           f"{f'; {len(missing) - 1} more missing' if len(missing) > 1 else ''}): copy the whole "
+                           "bundle folder, or re-run cdo-export")
         raise CdoError(
             f"{bundle_dir}: no model file that an available backend ({', '.join(available) or 'none'}) "
             f"can run{f' for variant {variant!r}' if variant else ''}; check model.json 'variants'/'engines'"

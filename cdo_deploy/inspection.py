@@ -6,7 +6,7 @@ The output folder holds::
     results.csv     with csv=True
     mqtt_spool.jsonl  with mqtt: messages not yet confirmed by the broker (sent at the next start)
     overlays/       heatmap pictures of NG parts (or all)
-    quarantine/     unreadable files of a folder source
+    quarantine/     unreadable files of a folder source (moved there while watching, copied with once)
     ok/ ng/         input files routed by decision, with route=True
     summary.json    totals, latency and drift state of the last run (summaries.jsonl: one line per run)
     previous/       earlier results moved aside by fresh=True (--fresh)
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,11 +83,35 @@ class InspectConfig:
 
 @dataclass
 class InspectResult:
-    """Totals of a run and where its results are."""
+    """Totals of a run and where its results are.
+
+    ``overlays``/``quarantined``: how many pictures went to ``out/overlays/`` and files to
+    ``out/quarantine/`` (``quarantine_copied``: copies, the source folder untouched).
+    """
 
     summary: Summary
     results: Path
     out: Path
+    overlays: int = 0
+    quarantined: int = 0
+    quarantine_copied: bool = False
+    queued_at_start: bool = False
+
+    def report_lines(self) -> list[str]:
+        """Where things went, and what the latency figures mean: the lines ``cdo-inspect`` ends with."""
+        s = self.summary
+        lines = [f"results: {self.results} ({s.processed} record(s) this run, one JSON line per part)"]
+        if self.overlays:
+            lines.append(f"overlays: {self.out / 'overlays'} ({self.overlays} picture(s))")
+        if self.quarantined:
+            how = "copied, the source folder is untouched" if self.quarantine_copied else "moved out of the source"
+            lines.append(f"quarantine: {self.out / 'quarantine'} ({self.quarantined} unreadable file(s), {how})")
+        if self.queued_at_start and s.p50_ms is not None:
+            infer = f"; inference alone p50 {s.infer_p50_ms:.1f} ms per batch" if s.infer_p50_ms is not None else ""
+            lines.append("latency: p50/p99 run from reading a file to its result; the files already there were all "
+                         f"queued at start, so they include the wait behind the others and the first batch's "
+                         f"start-up{infer} (cdo-bench BUNDLE measures warm latency)")
+        return lines
 
 
 def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
@@ -119,6 +144,7 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
     inspector = Inspector(cfg.bundle, cfg.backend, cfg.device, variant=cfg.variant, threshold=cfg.threshold,
                           pixel_threshold=cfg.pixel_threshold, sensitivity=cfg.sensitivity,
                           max_batch=cfg.max_batch, min_region_area=cfg.min_region_area)
+    created = not cfg.out.exists()
     try:
         try:
             cfg.out.mkdir(parents=True, exist_ok=True)
@@ -139,8 +165,11 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
             if cfg.route and not source.files:
                 raise CdoError(f"--route moves input files; {source.describe()} has none")
             sinks: list[Sink] = []
+            overlay: OverlaySink | None = None
+            route: RouteSink | None = None
             if cfg.overlays != "none":
-                sinks.append(OverlaySink(cfg.out / "overlays", cfg.overlays))
+                overlay = OverlaySink(cfg.out / "overlays", cfg.overlays)
+                sinks.append(overlay)
             sinks.append(JsonlSink(results))
             if cfg.csv:
                 sinks.append(CsvSink(cfg.out / "results.csv"))
@@ -148,7 +177,8 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
                 sinks.append(MqttSink(cfg.mqtt, spool=cfg.out / SPOOL_FILE, results=results))
             quarantine = cfg.quarantine and isinstance(source, FolderSource)
             if source.files and (cfg.route or quarantine):
-                sinks.append(RouteSink(cfg.out, route=cfg.route, quarantine=quarantine))
+                route = RouteSink(cfg.out, route=cfg.route, quarantine=quarantine, copy_errors=cfg.once)
+                sinks.append(route)
             live = LiveSink() if cfg.http is not None else None
             if live is not None:
                 sinks.append(live)  # last: its "output" latency covers results.jsonl and the other sinks
@@ -170,6 +200,10 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
             if server is not None:
                 server.view.finished = True
                 server.close()
+    except CdoError:
+        if created:
+            _remove_empty(cfg.out)  # a run that failed before its first record leaves no empty --out behind
+        raise
     finally:
         inspector.close()
     doc = {**summary.to_dict(), "model_sha256": key[0], "image_threshold": key[1], "pixel_threshold": key[2],
@@ -180,7 +214,18 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
             f.write(json.dumps(doc) + "\n")
     except OSError as e:
         log.warning("cannot write %s: %s", cfg.out / "summary.json", e)
-    return InspectResult(summary=summary, results=results, out=cfg.out)
+    quarantined = 0 if route is None else route.counts.get("quarantine", 0)
+    return InspectResult(summary=summary, results=results, out=cfg.out,
+                         overlays=0 if overlay is None else overlay.count, quarantined=quarantined,
+                         quarantine_copied=cfg.once,
+                         queued_at_start=bool(source.files) and (cfg.once or cfg.include_existing))
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove ``folder`` and its sub-folders if they hold no file."""
+    if not folder.is_dir() or any(p.is_file() and p.stat().st_size for p in folder.rglob("*")):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _serve(cfg: InspectConfig, pipeline: Pipeline, live: LiveSink, token: str | None, inspector: Inspector) -> Any:

@@ -125,12 +125,35 @@ def decode_image(data: bytes, name: str = "") -> np.ndarray:
     """
     if not data:
         raise CdoError("empty file")
+    if not looks_like_image(data, name):
+        raise CdoError(f"not an image: a {Path(name).suffix.lower()} file starts with its format's signature, "
+                       f"this one with {data[:8]!r}")
     if not is_complete(data, name):
         raise CdoError("truncated image (no end marker)")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise CdoError(f"not a readable image ({len(data)} bytes)")
     return image
+
+
+#: the first bytes of the formats whose suffix promises them (others are not checked)
+_SIGNATURES = {".png": (b"\x89PNG\r\n\x1a\n",), ".bmp": (b"BM",), ".dib": (b"BM",),
+               ".tif": (b"II*\x00", b"MM\x00*"), ".tiff": (b"II*\x00", b"MM\x00*"), ".webp": (b"RIFF",),
+               **{s: (b"\xff\xd8",) for s in _JPEG}}
+_ALL_SIGNATURES = tuple(sig for sigs in _SIGNATURES.values() for sig in sigs)
+
+
+def looks_like_image(data: bytes, name: str) -> bool:
+    """Whether ``data`` starts like an image file: for the suffixes of ``_SIGNATURES``, any known image
+    signature (a JPEG named .png is an image); other suffixes are not checked.
+
+    Example:
+        >>> looks_like_image(b"hello, world", "a.png"), looks_like_image(bytes([255, 216, 255, 224]), "a.png")
+        (False, True)
+    """
+    if Path(name).suffix.lower() not in _SIGNATURES:
+        return True
+    return data.startswith(_ALL_SIGNATURES)
 
 
 def is_complete(data: bytes, name: str) -> bool:

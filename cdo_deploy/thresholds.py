@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from .bundle import BundleMeta
 from .errors import CdoError
 
-__all__ = ["Thresholds", "normal_stats", "resolve_thresholds", "sensitivity_shift"]
+__all__ = ["Thresholds", "fmt_threshold", "normal_stats", "resolve_thresholds", "sensitivity_shift"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +107,13 @@ def resolve_thresholds(
         image, pixel = float(image) + shift, pixel + shift
         parts.append(f"sensitivity {sensitivity:g}")
     return Thresholds(image=round(float(image), 9), pixel=round(pixel, 9), source=", ".join(parts))
+
+
+def fmt_threshold(value: float | None) -> str:
+    """A threshold for people: 4 significant digits (``model.json`` keeps the full value).
+
+    Example:
+        >>> fmt_threshold(0.7412345678901234), fmt_threshold(None)
+        ('0.7412', 'none')
+    """
+    return "none" if value is None else f"{value:.4g}"

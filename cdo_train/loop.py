@@ -47,7 +47,7 @@ from .anomalies import SynthParams
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .curriculum import build_schedule
-from .data.splits import calibration_samples, samples, train_split, upscale_warning
+from .data.splits import calibration_samples, samples, size_warnings, train_split
 from .difficulty import resolve_knobs
 from .evaluation import calibrate, evaluate, load_images, predict
 from .meters import LOSS_CHECK_EVERY, LossMeter, Reduce, Throughput, diverged
@@ -113,8 +113,7 @@ class TrainingRun:
         torch.manual_seed(seed)
         np.random.seed(seed % (2**32))
         self.train_samples, holdout = train_split(cfg, class_name, seed)
-        warning = upscale_warning(self.train_samples, cfg.image_size) if main and resume is None else None
-        if warning:
+        for warning in size_warnings(self.train_samples, cfg.image_size) if main and resume is None else []:
             log.warning("%s", warning)
         size = cfg.image_size
         self.train_imgs = torch.from_numpy(load_images(self.train_samples, size).images)  # (N,H,W,3) uint8
@@ -208,13 +207,21 @@ class TrainingRun:
             self.batches, self.pos = batches[:left], 0
         self.model.train()
         self.throughput.start()
-        self._bar = None
-        if self.main and self.cfg.progress:
+        if self._bar is None and self.main and self.cfg.progress:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=len(self.batches), initial=self.pos, leave=False, dynamic_ncols=True,
-                             desc=f"{self.class_name} s{self.seed} epoch {self.epoch}/{self.n_epochs}")
+            # one bar over all steps of the run (its ETA is the run's), on an interactive terminal only
+            self._bar = tqdm(total=self.total_steps, initial=self.step, leave=False, dynamic_ncols=True,
+                             desc=f"{self.class_name} s{self.seed}", unit="step", disable=None)
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"epoch {self.epoch}/{self.n_epochs}", refresh=False)
         return self.batches[self.pos:]
+
+    def close_progress(self) -> None:
+        """Take the progress bar off the terminal (before the run's last lines are printed)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def knobs(self) -> tuple[float, SynthParams, float]:
         """(difficulty t, synthetic-anomaly parameters, OOM gamma) of the current step."""
@@ -259,8 +266,6 @@ class TrainingRun:
         """Close the epoch: throughput, the loss check, the log record (evaluated when the epoch crossed a
         multiple of ``eval_every`` steps, and after the last step) and the ``save_every`` checkpoint.
         Returns the record when it was evaluated."""
-        if self._bar is not None:
-            self._bar.close()
         ips = self.throughput.stop(self.epoch, self.epoch_images)
         steps = len(self.batches or ())
         self.meter.check(self.step, reduce)
@@ -269,6 +274,8 @@ class TrainingRun:
                                   "difficulty_mean": float(np.mean(self.ts))}
         every = self.cfg.eval_every
         evaluated = self.step // every > (self.step - steps) // every or self.step >= self.total_steps
+        if self._bar is not None and evaluated:
+            self._bar.clear()  # the epoch's log line gets a line of its own; the bar is redrawn by the next step
         if self.writer is not None:
             if evaluated:
                 if self.test is not None:
@@ -382,6 +389,7 @@ class TrainingRun:
         Raises:
             TrainingInterrupted: always (on every process of the run).
         """
+        self.close_progress()  # the interruption message starts on a line of its own
         if self.writer is not None:
             self.checkpoint()
             self._write_results(self.writer, {"step": self.step, "of": self.total_steps, "epoch": self.epoch, "signal": signum})
@@ -390,6 +398,7 @@ class TrainingRun:
     def finish(self) -> RunResult | None:
         """Save the weights, throughput, thresholds, figures and summary; remove the checkpoint.
         Returns the result on the writing process, ``None`` on the others."""
+        self.close_progress()
         if self.writer is None:
             return None
         summary = self._write_results(self.writer, None)

@@ -48,11 +48,13 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: Path | str) -> Path:
+def _save(fig: Figure, path: Path | str, note: str = "") -> Path:
+    """Write ``fig``; ``note`` (e.g. ``16 of 18 test images shown``) goes into the log line and the PNG's
+    ``Description``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=fig.dpi)
-    log.info("wrote figure %s", path)
+    fig.savefig(path, dpi=fig.dpi, metadata={"Description": note} if note else None)
+    log.info("wrote figure %s%s", path, f" ({note})" if note else "")
     return path
 
 
@@ -123,7 +125,7 @@ def save_qualitative_grid(
     n_blocks = -(-len(picked) // n_cols)
     rows = _ROW_TITLES if masks is not None else (_ROW_TITLES[0], _ROW_TITLES[2])
     aspect = images.shape[1] / images.shape[2]
-    cell, gap, left, right, top = 1.6, 0.25, 0.45, 1.05, 0.3  # inches
+    cell, gap, left, right, top = 1.6, 0.25, 0.45, 1.05, 0.45  # inches
     n_rows = len(rows) * n_blocks
     width = left + n_cols * cell + right
     height = top + n_rows * (cell * aspect + gap)
@@ -155,7 +157,9 @@ def save_qualitative_grid(
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=colormaps["jet"]), cax=cax)
     bar.set_label("anomaly score (shared scale)", fontsize=8)
     bar.ax.tick_params(labelsize=7)
-    return _save(fig, path)
+    note = f"{len(picked)} of {len(images)} test images shown" + (", evenly spread" if len(picked) < len(images) else "")
+    fig.text(left / width, 1 - 0.05 / height, note, fontsize=8, va="top")
+    return _save(fig, path, note)
 
 
 def save_discrepancy_histogram(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import click
 
@@ -53,3 +54,13 @@ def csv_list(kind: Callable[[str], Any]) -> Callable[[click.Context, click.Param
             raise click.BadParameter(f"expected a comma-separated list, got {value!r}") from None
 
     return parse
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar with ETA on stderr, on an interactive terminal only; yields ``update(n)``."""
+    if not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True, show_pos=True) as bar:
+        yield bar.update

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from ..backends import HINTS
-from ..bench import BenchConfig, format_table, run_bench
+from ..bench import BenchConfig, bench_rounds, format_table, run_bench
 from ..errors import CdoError
-from ._common import CONTEXT, csv_list, setup_logging, user_errors
+from ._common import CONTEXT, csv_list, progress, setup_logging, user_errors
 
 
 def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -65,7 +65,8 @@ def bench_main(bundle: Path, data: Path | None, backends: tuple[str, ...], batch
     cfg = BenchConfig(bundle=bundle, backends=backends, batches=batches, warmup=warmup, iters=iters,
                       device=device, variants=variants, image_hw=image_hw, torch_run=torch_run, data=data,
                       threads=threads, hint=hint)
-    report = run_bench(cfg)
+    with progress(bench_rounds(cfg), "cdo-bench: timing") as update:
+        report = run_bench(cfg, on_progress=update)
     click.echo(format_table(report))
     doc = {"bundle": str(bundle), "data": None if data is None else str(data), "warmup": warmup, "iters": iters,
            "device": device, "threads": threads, "hint": hint, **report.to_dict()}

@@ -15,6 +15,8 @@ from types import FrameType
 
 import click
 
+from ..backends import BACKENDS
+from ..errors import CdoError
 from ..inspection import InspectConfig, run_inspection
 from ..sources import CameraSettings
 from ..status import Summary
@@ -41,13 +43,14 @@ def _install_signals(stop: threading.Event) -> None:
                    "pylon, pylon:SERIAL, pylon:NAME (pip install 'cdo[pylon]').")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("inspect_out"), show_default=True,
               help="Output folder: results.jsonl, overlays/, quarantine/, summary.json.")
-@click.option("--once", is_flag=True, help="Folder: process the files already there, then exit.")
+@click.option("--once", is_flag=True,
+              help="Folder: process the files already there, then exit (the folder is left as it is).")
 @click.option("--include-existing", is_flag=True,
               help="Folder: also process files already there, then keep watching (use after a restart).")
 @click.option("--fresh", is_flag=True,
               help="OUT holds results of another bundle or other thresholds: move them to OUT/previous/ and "
                    "start anew (without it such a run refuses).")
-@click.option("--backend", default="auto", show_default=True, help="auto, onnxruntime or tensorrt.")
+@click.option("--backend", default="auto", show_default=True, help=f"auto, {', '.join(BACKENDS.list())}.")
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda[:N]; onnxruntime also tensorrt[:N] (its TensorRT provider).")
 @click.option("--variant", default=None, help="Model variant from model.json (fp32, fp16, int8...).")
@@ -64,7 +67,11 @@ def _install_signals(stop: threading.Event) -> None:
 @click.option("--overlays", type=click.Choice(["ng", "all", "none"]), default="ng", show_default=True,
               help="Write heatmap overlays for NG parts, all images, or none.")
 @click.option("--route", is_flag=True, help="Move input files into OUT/ok/ and OUT/ng/ after inspection.")
-@click.option("--no-quarantine", is_flag=True, help="Leave unreadable files in place (default: OUT/quarantine/).")
+@click.option("--no-quarantine", is_flag=True,
+              help="Leave unreadable files in place (default: watching moves them to OUT/quarantine/, "
+                   "--once copies them there).")
+@click.option("--fail-on-errors", is_flag=True,
+              help="Exit with status 1 when any image could not be inspected (errors > 0 in the summary).")
 @click.option("--csv", "write_csv", is_flag=True, help="Also write OUT/results.csv.")
 @click.option("--mqtt", default=None, metavar="HOST:PORT/TOPIC", help="Publish every decision to an MQTT broker.")
 @click.option("--settle-ms", default=500.0, show_default=True, type=click.FloatRange(0),
@@ -86,8 +93,8 @@ def _install_signals(stop: threading.Event) -> None:
 def inspect_main(bundle: Path, source: str, out: Path, once: bool, include_existing: bool, fresh: bool, backend: str,
                  device: str, variant: str | None, threshold: float | None, pixel_threshold: float | None,
                  sensitivity: float | None, max_batch: int, max_wait_ms: float, queue_size: int, workers: int,
-                 overlays: str, route: bool, no_quarantine: bool, write_csv: bool, mqtt: str | None,
-                 settle_ms: float, max_frames: int | None, min_region_area: int, http: str | None,
+                 overlays: str, route: bool, no_quarantine: bool, fail_on_errors: bool, write_csv: bool,
+                 mqtt: str | None, settle_ms: float, max_frames: int | None, min_region_area: int, http: str | None,
                  http_token_file: Path | None, status: bool | None, verbose: int, quiet: bool,
                  camera: CameraSettings | None) -> None:
     """Inspect parts with a cdo BUNDLE: OK/NG per image or frame, OUT/results.jsonl,
@@ -117,4 +124,8 @@ def inspect_main(bundle: Path, source: str, out: Path, once: bool, include_exist
     if live and tty:
         click.echo("", err=True)
     click.echo(f"cdo-inspect: {result.summary.format()}")
-    click.echo(f"results: {result.results}")
+    for line in result.report_lines():
+        click.echo(line)
+    if fail_on_errors and result.summary.errors:
+        raise CdoError(f"{result.summary.errors} image(s) could not be inspected (--fail-on-errors); "
+                       f"their records in {result.results} say why")

@@ -1,5 +1,7 @@
 """Moving input files after inspection: ``quarantine/`` for unreadable ones,
-optionally ``ok/`` and ``ng/`` by decision.
+optionally ``ok/`` and ``ng/`` by decision. With ``copy_errors`` (``--once``: a
+folder the user owns) unreadable files are copied to ``quarantine/`` instead
+and the source folder is left as it was.
 
 Runs last, after the record is in the log, so a crash between the two never
 loses a result (the file stays where it was and is known as done). Only file
@@ -23,35 +25,48 @@ from ..results import Prediction
 from ..sources.base import Item
 from .base import SINKS, Sink
 
-__all__ = ["RouteSink", "move_unique"]
+__all__ = ["RouteSink", "move_unique", "unique_path"]
 
 log = logging.getLogger(__name__)
 
 
-def move_unique(src: Path, folder: Path) -> Path:
-    """Move ``src`` into ``folder`` without overwriting; return the new path."""
+def unique_path(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``folder/stem_1.suffix``, ``_2``... when taken (``folder`` is created)."""
     folder.mkdir(parents=True, exist_ok=True)
-    dst = folder / src.name
+    dst, stem, suffix = folder / name, Path(name).stem, Path(name).suffix
     n = 0
     while dst.exists():
         n += 1
-        dst = folder / f"{src.stem}_{n}{src.suffix}"
-    shutil.move(str(src), str(dst))
+        dst = folder / f"{stem}_{n}{suffix}"
+    return dst
+
+
+def move_unique(src: Path, folder: Path, copy: bool = False) -> Path:
+    """Move (or ``copy``) ``src`` into ``folder`` without overwriting; return the new path."""
+    dst = unique_path(folder, src.name)
+    if copy:
+        shutil.copy2(str(src), str(dst))
+    else:
+        shutil.move(str(src), str(dst))
     return dst
 
 
 @SINKS.register("route")
 class RouteSink(Sink):
-    """Move files: errors to ``quarantine/`` (if ``quarantine``), OK/NG to ``ok/``/``ng/`` (if ``route``)."""
+    """Move files: errors to ``quarantine/`` (if ``quarantine``; copied with ``copy_errors``), OK/NG to
+    ``ok/``/``ng/`` (if ``route``)."""
 
-    def __init__(self, out_dir: str | Path, route: bool = False, quarantine: bool = True) -> None:
+    def __init__(self, out_dir: str | Path, route: bool = False, quarantine: bool = True,
+                 copy_errors: bool = False) -> None:
         self.out_dir = Path(out_dir)
+        self.copy_errors = copy_errors
         self.folders: dict[str, str] = {}
         if quarantine:
             self.folders["error"] = "quarantine"
         if route:
             self.folders.update(NG="ng", OK="ok")
         self.moved = 0
+        self.counts: dict[str, int] = {}  # files moved/copied per folder: quarantine, ok, ng
 
     def open(self) -> None:
         try:
@@ -67,6 +82,9 @@ class RouteSink(Sink):
         folder = self.folders.get(key or "")
         if folder is None:
             return
-        dst = move_unique(item.path, self.out_dir / folder)  # OSError: counted by the output stage; the file stays
+        copy = key == "error" and self.copy_errors
+        dst = move_unique(item.path, self.out_dir / folder, copy)  # OSError: counted by the output stage
         self.moved += 1
-        log.log(logging.WARNING if key == "error" else logging.DEBUG, "%s -> %s", item.path, dst)
+        self.counts[folder] = self.counts.get(folder, 0) + 1
+        log.log(logging.WARNING if key == "error" else logging.DEBUG, "%s %s %s", item.path,
+                "copied to" if copy else "->", dst)

@@ -246,6 +246,11 @@ class FolderSource(Source):
                     baseline.add(path)
             log.info("watching %s (%d existing files %s)", self.root, len(pending) + len(baseline),
                      "queued" if self.include_existing else "left alone")
+            existing = sum(1 for p in baseline if is_image_file(p) and not p.startswith(self.exclude))
+            if existing:
+                log.warning("watching %s for new images; the %d image(s) already there are skipped: add --once to "
+                            "inspect them and exit, or --include-existing to inspect them and keep watching",
+                            self.root, existing)
             next_rescan = time.monotonic() + self.rescan_s
             while not stop.is_set():
                 while True:

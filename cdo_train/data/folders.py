@@ -110,13 +110,68 @@ def describe_folder(folder: Path) -> str:
     return f"holds {len(files)} file{'s' * (len(files) != 1)}, none an image ({suffixes})"
 
 
+def _role(name: str) -> Optional[str]:
+    """``mask``, ``defect`` or ``good`` for a folder named like one (``defect_masks`` holds masks)."""
+    words = name.lower().replace("-", "_").replace(" ", "_").split("_")
+    if any(w.startswith(("mask", "ground", "label")) or w == "gt" for w in words):
+        return "mask"
+    if any(w.startswith(("defect", "abnormal", "anomal", "reject", "fault")) or w in ("bad", "ng", "nok", "nio")
+           for w in words):
+        return "defect"
+    if words[0].startswith("calib"):
+        return "calibration"
+    return "good" if words[0] in ("good", "normal", "ok") else None
+
+
+def labelled_hint(root: Path) -> Optional[str]:
+    """``--normal-dir good --abnormal-dir defect --mask-dir defect_masks [--calibration-dir ROOT/calib_good]``
+    when ``root``'s sub-folders are named that way (None otherwise).
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for d in ("good", "calib_good", "defect", "defect_masks"):
+        ...     (root / d).mkdir()
+        >>> labelled_hint(root).replace(str(root), "ROOT")
+        '--normal-dir good --abnormal-dir defect --mask-dir defect_masks --calibration-dir ROOT/calib_good'
+    """
+    subs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    found: dict[str, str] = {}
+    for name in subs:
+        role = _role(name)
+        if role is not None and (role not in found or name.lower() in ("good", "defect", "masks")):
+            found[role] = name
+    if "good" not in found or not ({"defect", "mask"} & found.keys()):
+        return None
+    flags = (("--normal-dir", "good"), ("--abnormal-dir", "defect"), ("--mask-dir", "mask"))
+    hint = " ".join(f"{flag} {found[role]}" for flag, role in flags if role in found)
+    return hint + (f" --calibration-dir {root / found['calibration']}" if "calibration" in found else "")
+
+
+def _defect_folders(images: list[Path], folder: Path) -> list[str]:
+    """The folders below ``folder`` named like defects or masks that hold some of ``images``."""
+    out: dict[str, None] = {}
+    for p in images:
+        parts = p.relative_to(folder).parts[:-1]
+        for i, part in enumerate(parts):
+            if _role(part) in ("defect", "mask"):
+                out["/".join(parts[: i + 1])] = None
+                break
+    return list(out)
+
+
 def no_images_error(what: str, folder: Path, hint: Optional[str] = None) -> CdoError:
     """The error for a folder without ``what`` images: what it holds instead, and ``hint`` (default:
-    the layouts that fit images found in sub-folders)."""
+    the layouts that fit images found in sub-folders: labelled folders first)."""
     state = describe_folder(folder)
     if hint is None:
-        hint = ("; use --dataset mvtec2d for an MVTec-layout class folder, or --recursive"
-                if "sub-folders" in state else "")
+        labelled = labelled_hint(folder) if "sub-folders" in state else None
+        if labelled:
+            hint = (f"; the sub-folders look like good, defective and mask images: pass {labelled} "
+                    "(--recursive would train on the defects too)")
+        else:
+            hint = ("; use --dataset mvtec2d for an MVTec-layout class folder, or --recursive"
+                    if "sub-folders" in state else "")
     return CdoError(f"no {what} images in {folder}: it {state} "
                     f"(image suffixes: {', '.join(sorted(IMAGE_EXTENSIONS))}){hint}")
 
@@ -194,7 +249,14 @@ def folder_samples(spec: FolderSpec, class_name: Optional[str], split: str) -> l
         else:
             sub = spec.root / class_name if class_name else None
             folder, recursive = (sub if sub is not None and sub.is_dir() else spec.root), spec.recursive
-        return [Sample(p, 0, None, GOOD) for p in _require(folder, "training", recursive)]
+        images = _require(folder, "training", recursive)
+        bad = _defect_folders(images, folder) if recursive and spec.normal_dir is None else []
+        if bad:
+            labelled = labelled_hint(folder)
+            raise CdoError(f"--recursive would train on the images in {', '.join(bad)} (folders named like defects or "
+                           f"masks) as good parts; pass {labelled or '--normal-dir GOOD_FOLDER'} instead, or move "
+                           f"them out of {folder}")
+        return [Sample(p, 0, None, GOOD) for p in images]
     normal = _require(spec.normal_dir or spec.root, "normal (--normal-dir)", spec.normal_dir is not None)
     if spec.normal_test_dir is not None:
         train, normal_test = normal, _require(spec.normal_test_dir, "normal test (--normal-test-dir)", True)

@@ -26,7 +26,9 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import logging
+import struct
 from pathlib import Path
 from typing import Any, Optional
 
@@ -36,7 +38,7 @@ from .folders import FolderSpec, folder_classes, folder_samples, images_in, no_i
 from .io import read_image
 from .layouts import GOOD, Sample, _check_root, list_classes, list_samples, split_holdout
 
-__all__ = ["calibration_samples", "folder_spec", "run_classes", "samples", "train_split", "upscale_warning"]
+__all__ = ["calibration_samples", "folder_spec", "run_classes", "samples", "size_warnings", "train_split"]
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +104,47 @@ def calibration_samples(cfg: Any, holdout: list[Sample]) -> list[Sample]:
     return [Sample(p, 0, None, GOOD) for p in images]
 
 
-def upscale_warning(train: list[Sample], size: int) -> Optional[str]:
-    """A warning when the training images (the first one is read) are smaller than ``size`` x ``size``."""
+def _image_wh(path: Path) -> tuple[int, int]:
+    """(width, height) of an image, from the PNG/JPEG header when it has one (else the image is read)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        head = b""
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
+        return struct.unpack(">II", head[16:24])
+    if head[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 <= len(head) and head[i] == 0xFF:
+            marker, length = head[i + 1], struct.unpack(">H", head[i + 2:i + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+                h, w = struct.unpack(">HH", head[i + 5:i + 9])
+                return w, h
+            i += 2 + length
+    h, w = read_image(path).shape[:2]
+    return w, h
+
+
+def size_warnings(train: list[Sample], size: int) -> list[str]:
+    """Warnings about the training images' sizes: several sizes mixed (each image is resized to
+    ``size`` x ``size``, so parts appear at different scales), or a side smaller than ``size`` (upscaled).
+
+    Sizes come from the PNG/JPEG headers (other formats are read).
+    """
     if not train:
-        return None
-    h, w = read_image(train[0].path).shape[:2]
-    if h >= size and w >= size:
-        return None
-    return (f"training images are {w}x{h} px, smaller than --image-size {size}: they are upscaled, which adds "
-            f"no detail and costs time; use --image-size {max(32, min(h, w) // 16 * 16)} (a multiple of 16)")
+        return []
+    sizes = collections.Counter(_image_wh(Path(s.path)) for s in train)
+    out = []
+    if len(sizes) > 1:
+        common = ", ".join(f"{w}x{h}: {n}" for (w, h), n in sizes.most_common(4)) + (", ..." if len(sizes) > 4 else "")
+        out.append(f"the training images come in {len(sizes)} sizes ({common}; width x height): each is resized to "
+                   f"{size}x{size}, so the same part appears at different scales and proportions; crop or resize "
+                   "them to one size (and inspect images of that size)")
+    small = [(w, h) for (w, h) in sizes if min(w, h) < size]
+    if small:
+        w, h = min(small, key=lambda wh: min(wh))
+        side = "smaller" if w == h else ("their height is smaller" if h < size <= w else
+                                         "their width is smaller" if w < size <= h else "smaller")
+        out.append(f"training images are {w}x{h} px, {side} than --image-size {size}: they are upscaled, which adds "
+                   f"no detail and costs time; use --image-size {max(32, min(w, h) // 16 * 16)} (a multiple of 16)")
+    return out

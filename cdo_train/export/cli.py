@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from cdo_deploy.errors import CdoError
+from cdo_deploy.thresholds import fmt_threshold
 
 from .formats import (
     CALIB_METHODS,
@@ -46,6 +47,26 @@ def _list_formats() -> None:
     for r in rows:
         click.echo(f"  {r['format']}: speed {r['speed']}; accuracy {r['accuracy']}; depends on {r['depends on']}")
     click.echo(f"\nthis CPU: {cpu_info().describe()}")
+
+
+def _export_with_progress(run_dir: Path, bundle: Path, opts: ExportOptions):
+    """``export_run`` with a bar over its stages (ETA; on an interactive terminal only, log lines above it)."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .exporter import export_run, export_stages
+
+    stages = export_stages(opts)
+    with tqdm(total=len(stages), desc="cdo-export", unit="stage", leave=False, dynamic_ncols=True,
+              disable=None) as bar, logging_redirect_tqdm():
+        def stage(name: str) -> None:
+            bar.n = stages.index(name) if name in stages else bar.n
+            bar.set_postfix_str(name)
+
+        result = export_run(run_dir, bundle, opts, on_stage=stage)
+        bar.n = len(stages)
+        bar.refresh()
+    return result
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -105,15 +126,18 @@ def _cli(run_dir, bundle, list_formats, verbose, **flags):
         if run_dir is None or bundle is None:
             raise CdoError("usage: cdo-export RUN_DIR -o BUNDLE_DIR (see cdo-export --help)")
         opts = ExportOptions(**flags).validate()
-        from .exporter import export_run
-
-        result = export_run(run_dir, bundle, opts)
+        result = _export_with_progress(run_dir, bundle, opts)
     except CdoError as e:
         raise click.ClickException(str(e)) from None
     meta = result.meta
     click.echo(f"bundle {result.bundle_dir}: {len(result.files)} file(s), {meta.backbone} {meta.height}x{meta.width}, "
-               f"thresholds image {meta.image_threshold} pixel {meta.pixel_threshold} ({meta.threshold_source})")
-    click.echo("next: " + "  |  ".join(result.next_commands()))
+               f"thresholds image {fmt_threshold(meta.image_threshold)} pixel {fmt_threshold(meta.pixel_threshold)} "
+               f"({meta.threshold_source})")
+    for warning in result.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
+    inspect, bench = result.next_commands()
+    click.echo(f"next: {inspect}")
+    click.echo(f"speed: {bench}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,23 +29,25 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from cdo_deploy.bundle import META_FILE, ONNX_FILE, BundleMeta, load_bundle_meta
 from cdo_deploy.errors import CdoError
+from cdo_deploy.thresholds import fmt_threshold
 
 from .formats import ExportOptions, get_format
 from .int8_check import Int8Check
-from .runinfo import RunInfo, good_images, read_run_info
+from .runinfo import RunInfo, check_run_folder, good_images, read_run_info, weak_run_warnings
 from .verify import FP32_TOL, Parity, compare, onnx_session, run_onnx, torch_reference
 
-__all__ = ["ExportResult", "ExportedFile", "export_run"]
+__all__ = ["ExportResult", "ExportedFile", "export_run", "export_stages"]
 
 log = logging.getLogger(__name__)
 N_CHECK = 4
@@ -71,10 +73,12 @@ class ExportResult:
     parity: list[Parity] = field(default_factory=list)
     tensorrt_problems: dict[str, list[str]] = field(default_factory=dict)
     int8_check: Int8Check | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def next_commands(self) -> list[str]:
         """Commands a user typically runs next."""
-        return [f"cdo-inspect {self.bundle_dir} --source IMAGES_OR_FOLDER", f"cdo-bench {self.bundle_dir}"]
+        bundle = shlex.quote(str(self.bundle_dir))
+        return [f"cdo-inspect {bundle} --source IMAGES_OR_FOLDER --once --out inspected", f"cdo-bench {bundle}"]
 
 
 class _Recorder:
@@ -140,14 +144,22 @@ def _meta(model: Any, info: RunInfo, variants: dict[str, str], parity: list[Pari
     )
 
 
-def _variants(model: Any, opts: ExportOptions, images: np.ndarray | None, tmp: Path,
-              check: np.ndarray) -> tuple[dict[str, Any], dict[str, float], list[Parity]]:
+def export_stages(opts: ExportOptions) -> list[str]:
+    """The stages :func:`export_run` goes through with ``opts``, in order (its progress steps)."""
+    return ["load", "onnx", *(["fp16"] if opts.wants_fp16() else []), *(["int8", "int8 check"] if opts.int8 else []),
+            "write", *(["openvino"] if opts.openvino else []), *(["engine"] if opts.engine else []),
+            *(["aoti"] if opts.aoti else []), *(["triton"] if opts.triton_repo is not None else [])]
+
+
+def _variants(model: Any, opts: ExportOptions, images: np.ndarray | None, tmp: Path, check: np.ndarray,
+              stage: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, float], list[Parity]]:
     """Build the ONNX protos (no metadata yet), timing each and checking parity."""
     import onnx
 
     from .graph import export_onnx
     from .precision import quantize_int8, to_fp16
 
+    stage("onnx")
     protos: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     t = time.perf_counter()
@@ -160,6 +172,7 @@ def _variants(model: Any, opts: ExportOptions, images: np.ndarray | None, tmp: P
         raise CdoError(f"the exported graph differs from PyTorch by {parity[0].map_max_abs:.3g} "
                        f"(tolerance {FP32_TOL}); this is a cdo bug, please report it")
     if opts.wants_fp16():
+        stage("fp16")
         if not opts.fp16:
             log.info("--engine-precision fp16: also writing the fp16 variant the engine is built from")
         t = time.perf_counter()
@@ -169,6 +182,7 @@ def _variants(model: Any, opts: ExportOptions, images: np.ndarray | None, tmp: P
         if images is None:
             raise CdoError("--int8 needs good images to calibrate on, and the run's training images are not "
                            "reachable (config.yaml data_root); pass --calib-dir FOLDER")
+        stage("int8")
         t = time.perf_counter()
         src = tmp / ".int8_source.onnx"
         onnx.save(protos["onnx"], str(src))
@@ -227,13 +241,15 @@ def _check_int8(protos: dict[str, Any], opts: ExportOptions, info: RunInfo, size
     return replace(check, accepted=True)
 
 
-def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptions | None = None) -> ExportResult:
+def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptions | None = None,
+               on_stage: Callable[[str], None] | None = None) -> ExportResult:
     """Export a finished ``cdo-train`` run folder to a bundle folder.
 
     Args:
         run_dir: ``<output_dir>/<experiment>/<class>/seed_<n>``.
         bundle_dir: the bundle folder to write (must be absent or empty unless ``force``).
         options: what to write; defaults to ``ExportOptions()`` (fp32 ONNX only).
+        on_stage: called with each stage's name (:func:`export_stages`) as it starts: progress display.
 
     Returns:
         The files written, the bundle description and the parity measurements.
@@ -255,12 +271,18 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
     _check_target(out, opts.force)
     if opts.triton_repo is not None and (Path(opts.triton_repo) / opts.model_name).exists() and not opts.force:
         raise CdoError(f"{Path(opts.triton_repo) / opts.model_name} already exists (pass --force to replace it)")
+    check_run_folder(run)
     info = read_run_info(run)
     status = info.summary.get("status", "finished") if info.summary else "finished"
     if status != "finished" and not opts.allow_interrupted:
         stop = info.summary.get("interrupted", {})
         raise CdoError(f"{run} is an {status} run (step {stop.get('step', '?')} of {stop.get('of', '?')}): finish it "
                        f"with cdo-train --resume {run}, or pass --allow-interrupted to export its weights as they are")
+    stage = on_stage or (lambda name: None)
+    stage("load")
+    weak = weak_run_warnings(info)
+    for warning in weak:
+        log.warning("WARNING: %s", warning)
     model = load_model(run)
     size = model.head.image_size[0]
     images, image_paths = good_images(info, size, max(opts.n_calib if opts.int8 else 0, N_CHECK), opts.calib_dir)
@@ -274,16 +296,18 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
     tmp.mkdir()
     rec = _Recorder(tmp, out)
     try:
-        protos, seconds, parity = _variants(model, opts, images, tmp, check)
+        protos, seconds, parity = _variants(model, opts, images, tmp, check, stage)
         int8 = None
         if "onnx-int8" in protos:
             from .precision import HISTOGRAM_MAX_IMAGES
 
+            stage("int8 check")
             n_calib = min(opts.n_calib, len(image_paths), HISTOGRAM_MAX_IMAGES if opts.method != "minmax" else 1 << 30)
             int8 = _check_int8(protos, opts, info, size, n_calib)
         variants = {get_format(name).variant or name: get_format(name).file for name in protos}
         meta = _meta(model, info, variants, parity, image_paths, int8)
         problems: dict[str, list[str]] = {}
+        stage("write")
         for name, proto in protos.items():
             t = time.perf_counter()
             set_metadata(proto, meta.to_dict())
@@ -298,22 +322,26 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
             for p in problems[name]:
                 log.warning("%s: TensorRT's ONNX parser would reject: %s", path.name, p)
         if opts.openvino:
+            stage("openvino")
             _openvino(tmp, meta, rec)
         meta.save(tmp)  # records the sha256 of every listed model file (model.json 'sha256', 'onnx_sha256')
-        log.info("thresholds: image %s, pixel %s (source %s)", meta.image_threshold, meta.pixel_threshold,
-                 meta.threshold_source)
+        log.info("thresholds: image %s, pixel %s (source %s)", fmt_threshold(meta.image_threshold),
+                 fmt_threshold(meta.pixel_threshold), meta.threshold_source)
         if opts.engine:
+            stage("engine")
             _engine(opts, tmp, rec, problems)
             meta = load_bundle_meta(tmp)
         if opts.aoti:  # last model step: it casts the model's backbones in place
             from .aoti import export_aoti
 
+            stage("aoti")
             res = export_aoti(model, tmp, precision=opts.aoti_precision, max_batch=opts.max_batch)
             rec.add("aoti", res.path, res.seconds)
             meta = load_bundle_meta(tmp)
         if opts.triton_repo is not None:
             from .triton import write_triton_repo
 
+            stage("triton")
             t = time.perf_counter()
             cfg = write_triton_repo(tmp, Path(opts.triton_repo), opts.model_name, meta.height, meta.width,
                                     opts.max_batch, opts.opt_batch, opts.force)
@@ -321,7 +349,7 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
         _commit(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ExportResult(out, meta, rec.files, parity, problems, int8)
+    return ExportResult(out, meta, rec.files, parity, problems, int8, weak)
 
 
 def _openvino(tmp: Path, meta: BundleMeta, rec: _Recorder) -> None:

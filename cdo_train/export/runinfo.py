@@ -26,7 +26,8 @@ import yaml
 
 from cdo_deploy.errors import CdoError
 
-__all__ = ["RunInfo", "RunSplits", "good_images", "load_split", "read_run_info", "run_splits"]
+__all__ = ["RunInfo", "RunSplits", "check_run_folder", "good_images", "load_split", "read_run_info", "run_splits",
+           "weak_run_warnings"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,51 @@ def _read(path: Path, loader: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CdoError(f"{path} does not hold a mapping")
     return data
+
+
+#: image AUROC below this on the run's test set: close to chance (0.5), the model cannot tell parts apart
+CHANCE_AUROC = 0.6
+#: a run shorter than this share of the default length is far too short to trust
+SHORT_RUN_SHARE = 0.25
+
+
+def check_run_folder(run: Path) -> None:
+    """Refuse a folder that is no ``cdo-train`` run, naming the run folders below it when there are some.
+
+    Raises:
+        CdoError: ``run`` holds neither ``config.yaml`` nor the weights.
+    """
+    from ..runio import WEIGHTS
+
+    if (run / "config.yaml").is_file() or (run / WEIGHTS).is_file():
+        return
+    found = sorted(p.parent for p in run.glob(f"**/{WEIGHTS}"))[:3]
+    hint = (f"; run folders below it: {', '.join(map(str, found))}" if found else
+            "; give the folder cdo-train printed last (<output-dir>/<backbone>-<curriculum>/<class>/seed_<n>)")
+    raise CdoError(f"{run} is not a cdo-train run folder (no config.yaml, no {WEIGHTS}){hint}")
+
+
+def weak_run_warnings(info: RunInfo) -> list[str]:
+    """Reasons not to trust a run: its test image AUROC is near chance, or it trained far fewer steps
+    than the default.
+
+    Example:
+        >>> [w[:16] for w in weak_run_warnings(RunInfo(Path("r"), summary={"last": {"step": 2, "image_auroc": 0.43}}))]
+        ['image AUROC 0.43', 'the run trained ']
+    """
+    from ..config import DEFAULT_STEPS
+
+    last = info.summary.get("last") or {}
+    out = []
+    auroc = last.get("image_auroc")
+    if isinstance(auroc, (int, float)) and auroc < CHANCE_AUROC:
+        out.append(f"image AUROC {auroc:.2f} on the run's test set is close to chance (0.5): this model will not "
+                   "tell good from defective parts; train longer or with more good images before deploying it")
+    step = last.get("step")
+    if isinstance(step, int) and step < SHORT_RUN_SHARE * DEFAULT_STEPS:
+        out.append(f"the run trained {step} steps, far below the default {DEFAULT_STEPS}: its thresholds and "
+                   "decisions are unlikely to hold on the line (cdo-train without --steps/--epochs trains the default)")
+    return out
 
 
 def read_run_info(run_dir: str | Path) -> RunInfo:

@@ -74,8 +74,12 @@ def test_decode_detects_truncation_and_garbage():
         decode_image(png[: len(png) // 2], "a.png")
     with pytest.raises(CdoError, match="truncated"):
         decode_image(jpg[:-20], "a.jpeg")
-    with pytest.raises(CdoError, match="not a readable image"):
+    with pytest.raises(CdoError, match="^not an image"):  # not "truncated": a text file renamed .png/.bmp
         decode_image(b"hello world", "a.bmp")
+    with pytest.raises(CdoError, match="^not an image"):
+        decode_image(b"hello world", "a.png")
+    with pytest.raises(CdoError, match="not a readable image"):  # the right signature, garbage after it
+        decode_image(b"BM" + b"\0" * 20, "a.bmp")
     with pytest.raises(CdoError, match="empty"):
         decode_image(b"", "a.png")
 

@@ -36,6 +36,16 @@ def test_qualitative_grid_without_masks_low_res_maps_and_subsampling(tmp_path):
     assert without.shape[0] < with_masks.shape[0]  # two rows per block instead of three
 
 
+def test_qualitative_grid_says_how_many_of_the_test_images_it_shows(tmp_path, caplog):
+    images, masks, maps = _case(n=18)
+    with caplog.at_level("INFO", logger="cdo_train.visualize"):
+        out = save_qualitative_grid(images, masks, maps, tmp_path / "q.png")
+    assert b"16 of 18 test images shown, evenly spread" in out.read_bytes()  # drawn, and the PNG's Description
+    assert "(16 of 18 test images shown, evenly spread)" in caplog.text
+    out = save_qualitative_grid(images[:5], masks[:5], maps[:5], tmp_path / "all.png")
+    assert b"5 of 5 test images shown" in out.read_bytes()
+
+
 def test_qualitative_grid_rejects_bad_shapes(tmp_path):
     images, masks, maps = _case()
     with pytest.raises(ValueError):
