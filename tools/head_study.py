@@ -13,7 +13,10 @@ each finished run ``<logdir>/<experiment>/<class>/seed_<n>`` it evaluates
 * level normalisation (``--norms``): ``none`` sums the raw per-level
   discrepancies; ``mean`` divides each level by its mean over the run's
   held-out good training images (never test images) before summing;
-  ``z`` standardises each level by its held-out good mean and std;
+  ``z`` standardises each level by its held-out good mean and std; ``quantile``
+  is EfficientAD's rule: each level's held-out good quantiles q(0.9) and q(0.995)
+  are mapped to 0 and 0.1 (an affine map; its offset shifts every pixel of every
+  image alike, so only the scale 0.1 / (q(0.995) - q(0.9)) changes the metrics);
 * memory banks (``--banks``, e.g. ``1024,4096,10%``): the memory-bank head of
   ``cdo_train.memory_bank`` built from the run's training images (the trainer's
   split; greedy coreset seeded by the run's seed, smaller banks are prefixes of
@@ -75,9 +78,13 @@ def _held_out(model, cfg: dict, class_name: str):
     return train, _features(model, load_images(held, model.cfg.image_size).images)
 
 
-def _level_stats(held) -> list[tuple[float, float]]:
-    """(mean, std) of each level's discrepancy over the held-out good images."""
-    return [(float(d.mean()), float(d.std())) for d in level_discrepancies(*held)]
+def _level_stats(held) -> list[tuple[float, float, float]]:
+    """(mean, std, q(0.995) - q(0.9)) of each level's discrepancy over the held-out good images."""
+    out = []
+    for d in level_discrepancies(*held):
+        qa, qb = torch.quantile(d.flatten().double(), torch.tensor([0.9, 0.995], dtype=torch.float64)).tolist()
+        out.append((float(d.mean()), float(d.std()), qb - qa))
+    return out
 
 
 def _bank_variants(model, train, held, test_f, sizes: list[str], seed: int) -> dict[str, torch.Tensor]:
@@ -143,7 +150,8 @@ def study_run(run_dir: Path, sigmas, levels, topks, norms=("none",), banks=()) -
         stride = 4 * 2 ** idx[0]
         head = DiscrepancyHead((size, size), sigma, "max", feature_stride=stride)
         weights = {"none": None, "mean": [1.0 / stats[i][0] for i in idx] if stats else None,
-                   "z": [1.0 / stats[i][1] for i in idx] if stats else None}[norm]
+                   "z": [1.0 / stats[i][1] for i in idx] if stats else None,
+                   "quantile": [0.1 / stats[i][2] for i in idx] if stats else None}[norm]
         for rule, m in _scored(_amap(head, fe, fa, idx, weights), test, topks).items():
             out[f"levels={lv} norm={norm} sigma={sigma:g} score={rule}"] = m
     if banks:
@@ -171,7 +179,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sigmas", default="4", help="comma-separated blur sigmas (default 4)")
     ap.add_argument("--levels", default="012", help="comma-separated level sets (default 012)")
     ap.add_argument("--topk", default="10,50,200", help="comma-separated k for topk_mean")
-    ap.add_argument("--norms", default="none", help="comma-separated level normalisations: none, mean, z")
+    ap.add_argument("--norms", default="none", help="comma-separated level normalisations: none, mean, z, quantile")
     ap.add_argument("--banks", default="", help="comma-separated memory-bank sizes (patches, or N%% of them)")
     args = ap.parse_args(argv)
     torch.set_grad_enabled(False)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from cdo_train.config import TrainConfig
@@ -81,12 +82,13 @@ def test_training_with_realistic_anomalies_and_head_study(tmp_path):
     out = tmp_path / "study"
     proc = subprocess.run([sys.executable, str(REPO / "tools" / "head_study.py"), "--logdir", str(tmp_path / "runs"),
                            "--experiment", "real", "-o", str(out), "--sigmas", "2,4", "--topk", "10",
-                           "--norms", "none,mean,z", "--banks", "8,50%"],
+                           "--norms", "none,mean,z,quantile", "--banks", "8,50%"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "study.md").read_text()
     assert "levels=012 norm=none sigma=4 score=max" in text and "score=top10" in text
     assert "levels=012 norm=mean sigma=2 score=max" in text and "levels=012 norm=z sigma=4 score=max" in text
+    assert "levels=012 norm=quantile sigma=4 score=max" in text
     assert "bank=8 fuse score=max" in text and "bank=50% knn score=top10" in text
 
 
@@ -118,3 +120,20 @@ def test_hard_presets_load():
     assert (hard.image_size, hard.epochs, hard.synth) == (128, 60, {})
     real = hard.merged(load_config_file(REPO / "configs" / "realistic.yaml"))
     assert real.synth["realistic"] == 0.5 and real.epochs == 60
+
+
+def test_head_study_quantile_weights_are_efficientads_scale():
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("head_study", REPO / "tools" / "head_study.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    fe = [torch.ones(1, 2, 4, 4)]
+    fa = [torch.stack([torch.ones(4, 4), torch.linspace(-1, 1, 16).view(4, 4)])[None]]
+    d = torch.cat([x.flatten() for x in mod.level_discrepancies(fe, fa)]).double()
+    qa, qb = torch.quantile(d, torch.tensor([0.9, 0.995], dtype=torch.float64)).tolist()
+    (mean, std, spread), = mod._level_stats((fe, fa))
+    assert spread == pytest.approx(qb - qa) and spread > 0
+    assert mean == pytest.approx(float(d.mean())) and std == pytest.approx(float(d.std()))
