@@ -35,7 +35,8 @@ import torch
 from .data import Sample, load_sample
 from .metrics import compute_metrics
 
-__all__ = ["MIN_CALIBRATION_IMAGES", "EvalSet", "calibrate", "evaluate", "load_images", "normal_stats", "predict", "threshold_rule"]
+__all__ = ["MIN_CALIBRATION_IMAGES", "EvalSet", "calibrate", "evaluate", "load_images", "normal_stats", "predict",
+           "threshold_rule"]
 
 
 MIN_CALIBRATION_IMAGES = 10  # fewer held-out good images give thresholds that cannot be trusted (a warning)

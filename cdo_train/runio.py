@@ -34,7 +34,8 @@ from .config import TrainConfig
 from .models import CDOModel, ModelConfig
 from .run_folder import CHECKPOINT, MODEL_CONFIG, WEIGHTS, read_metrics, run_status
 
-__all__ = ["CHECKPOINT", "RunWriter", "check_run_dir", "load_model", "read_metrics", "run_dir_of", "run_status", "save_model"]
+__all__ = ["CHECKPOINT", "RunWriter", "check_run_dir", "load_model", "read_metrics", "run_dir_of", "run_status",
+           "save_model"]
 
 log = logging.getLogger(__name__)
 HEADLINE = ("image_auroc", "pixel_auroc", "pixel_ap", "aupro", "image_f1_max")

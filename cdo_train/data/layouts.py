@@ -24,8 +24,9 @@ Three layouts are registered in ``LAYOUTS`` (``root`` is the folder you pass):
 
 Image suffixes: ``cdo_deploy.images.IMAGE_SUFFIXES`` (png, jpg, bmp, tif, webp, ...; any
 case, the list the line inspects); other and hidden files are ignored. Masks are found by
-``cdo_deploy.images.find_mask`` (``<stem>_mask`` before ``<stem>``, ``.png`` first). Listing is cheap (no decoding); ``load_sample`` reads the pixels and
-checks that a mask has the same size as its image.
+``cdo_deploy.images.find_mask`` (``<stem>_mask`` before ``<stem>``, ``.png`` first). Listing
+is cheap (no decoding); ``load_sample`` reads the pixels (``cdo_deploy.preprocess``, as the
+line does) and checks that a mask has the same size as its image.
 
 Example:
     >>> import tempfile

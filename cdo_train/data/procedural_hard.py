@@ -35,7 +35,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .procedural_base import DEMO_CLASSES, DEMO_DEFECTS, DemoClass, _blend, _blob, _centre, _line_defect, _scale, _smooth_noise
+from .procedural_base import (
+    DEMO_CLASSES,
+    DEMO_DEFECTS,
+    DemoClass,
+    _blend,
+    _blob,
+    _centre,
+    _line_defect,
+    _scale,
+    _smooth_noise,
+)
 
 __all__ = ["HARD_DEFECT_TYPES"]
 

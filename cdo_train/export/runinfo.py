@@ -1,10 +1,11 @@
 """What the exporter reads from a ``cdo-train`` run folder besides the weights.
 
 ``config.yaml``, ``calibration.json`` and ``summary.json`` through the one run-folder
-reader (:func:`cdo_train.run_folder.read_run_info`, re-exported here), and the run's data split as the trainer split it (:func:`run_splits`):
-good training images for int8 calibration (the hold-out images that calibrated
-the thresholds are never used for it), the held-out good images and the test
-set the int8 variant is checked on.
+reader (:func:`cdo_train.run_folder.read_run_info`, re-exported here), and the run's
+data split as the trainer split it (:func:`run_splits`): good training images for int8
+calibration (the hold-out images that calibrated the thresholds are never used for it),
+the held-out good images and the test set the int8 variant is checked on. Images are read
+by :func:`cdo_train.data.load_sample`, i.e. by the line's :mod:`cdo_deploy.preprocess`.
 
 Example:
     >>> info = read_run_info("result/exp/weave/seed_111")     # doctest: +SKIP
