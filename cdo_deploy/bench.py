@@ -45,7 +45,7 @@ import numpy as np
 
 from .accuracy import Evaluation, agreement, evaluate
 from .backends import BACKENDS, HINTS, create_backend
-from .bench_table import STATUS_LEGEND, format_table, stats
+from .bench_table import STATUS_LEGEND, BenchReport, format_table, stats
 from .bundle import BundleMeta, load_bundle_meta
 from .cpu import cpu_info
 from .errors import CdoError
@@ -104,29 +104,6 @@ class BenchConfig:
             raise CdoError("--iters must be >= 1 and --warmup >= 0")
         if self.threads < 0 or self.hint not in HINTS:
             raise CdoError(f"--threads must be >= 0 and --hint one of {', '.join(HINTS)}")
-
-
-@dataclass
-class BenchReport:
-    """Rows plus what they were measured on.
-
-    Attributes:
-        rows: one per backend x variant x batch (failures included).
-        parts: description of the parts timed (and evaluated).
-        reference: the row decisions are compared with (``"onnxruntime fp32"``), or ``""``.
-        cpu: the CPU and its features (:func:`cdo_deploy.cpu.cpu_info`).
-        thresholds: image and pixel thresholds used.
-    """
-
-    rows: list[BenchRow]
-    parts: str
-    reference: str = ""
-    cpu: str = ""
-    thresholds: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"parts": self.parts, "reference": self.reference, "cpu": self.cpu, "thresholds": self.thresholds,
-                "legend": STATUS_LEGEND, "rows": [r.to_dict() for r in self.rows]}
 
 
 @dataclass

@@ -14,22 +14,44 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .results import BenchRow, json_float
 
-if TYPE_CHECKING:
-    from .bench import BenchReport
-
-__all__ = ["STATUS_LEGEND", "format_table", "stats"]
+__all__ = ["STATUS_LEGEND", "BenchReport", "format_table", "stats"]
 
 STATUS_LEGEND = {
     "ok": "measured",
     "unavailable": "backend not installed here, or no model file for it in the bundle",
     "failed": "backend raised while loading or running; see note",
 }
+
+
+@dataclass
+class BenchReport:
+    """Rows plus what they were measured on.
+
+    Attributes:
+        rows: one per backend x variant x batch (failures included).
+        parts: description of the parts timed (and evaluated).
+        reference: the row decisions are compared with (``"onnxruntime fp32"``), or ``""``.
+        cpu: the CPU and its features (:func:`cdo_deploy.cpu.cpu_info`).
+        thresholds: image and pixel thresholds used.
+    """
+
+    rows: list[BenchRow]
+    parts: str
+    reference: str = ""
+    cpu: str = ""
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"parts": self.parts, "reference": self.reference, "cpu": self.cpu, "thresholds": self.thresholds,
+                "legend": STATUS_LEGEND, "rows": [r.to_dict() for r in self.rows]}
+
 
 
 def stats(ms: list[float]) -> dict[str, float | None]:
@@ -70,7 +92,7 @@ def _cells(r: BenchRow) -> list[str]:
     ]
 
 
-def format_table(report: "BenchReport | list[BenchRow]") -> str:
+def format_table(report: BenchReport | list[BenchRow]) -> str:
     """Fixed-width table of the rows, with what was measured and the status legend."""
     rows = report if isinstance(report, list) else report.rows
     head = ["backend", "variant", "device", "batch", "pre p50", "infer p50/p90/p99", "post p50 good/defect",

@@ -28,8 +28,10 @@ Everything from the uint8 cast to the score runs inside the graph.
 Integrity: :meth:`BundleMeta.save` records the SHA-256 of every listed model
 file present in the folder (so ``cdo-export``, ``--aoti`` and ``build-engine``
 all record what they add), and :func:`load_bundle_meta` checks every listed
-file that is present against it: a changed, swapped or unhashed file is a
-one-line ``CdoError`` naming the file. ``onnx_sha256`` stays as the hash of
+file that is present against it (``cdo-bench``, which runs them all); the
+``Inspector`` behind ``cdo-inspect`` checks only the file(s) it runs
+(:func:`verify_model_files`), so start-up does not hash every variant. A
+changed, swapped or unhashed file is a one-line ``CdoError`` naming the file. ``onnx_sha256`` stays as the hash of
 ``model.onnx`` for older readers (and is accepted for it when ``sha256`` lacks it).
 
 Example:
@@ -45,7 +47,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .errors import CdoError
 
@@ -62,6 +64,7 @@ __all__ = [
     "record_sha256",
     "sha256_file",
     "verify_bundle_files",
+    "verify_model_files",
 ]
 
 BUNDLE_FORMAT = "cdo-bundle"
@@ -201,10 +204,27 @@ def verify_bundle_files(bundle_dir: str | Path, meta: BundleMeta) -> None:
     Raises:
         CdoError: a file has no recorded hash, or its content does not match.
     """
+    verify_model_files(bundle_dir, meta, listed_files(meta))
+
+
+def verify_model_files(bundle_dir: str | Path, meta: BundleMeta, files: Iterable[str]) -> dict[str, str]:
+    """Check the listed model files among ``files`` (relative to the bundle) that are present.
+
+    ``cdo-inspect`` verifies only the file(s) it runs (:class:`cdo_deploy.Inspector`);
+    ``cdo-bench``, which runs them all, verifies every listed file at load.
+
+    Returns:
+        {file: its SHA-256} for the files checked (files not listed in ``model.json`` are skipped).
+
+    Raises:
+        CdoError: a file has no recorded hash, or its content does not match.
+    """
     bundle = Path(bundle_dir)
-    for rel in listed_files(meta):
+    listed = set(listed_files(meta))
+    digests: dict[str, str] = {}
+    for rel in files:
         path = bundle / rel
-        if not path.is_file():
+        if rel not in listed or not path.is_file():
             continue
         want = meta.sha256.get(rel) or (meta.onnx_sha256 if rel == ONNX_FILE else "")
         if not want:
@@ -214,6 +234,8 @@ def verify_bundle_files(bundle_dir: str | Path, meta: BundleMeta) -> None:
         if got != want.lower():
             raise CdoError(f"{path} does not match its sha256 in model.json (recorded {want[:12]}..., file "
                            f"{got[:12]}...): it was changed or swapped after export; restore it or re-export")
+        digests[rel] = got
+    return digests
 
 
 def load_bundle_meta(bundle_dir: str | Path, verify: bool = True) -> BundleMeta:

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from .backends import BACKENDS, Backend, available_backends, create_backend
-from .bundle import ONNX_FILE, BundleMeta, load_bundle_meta, sha256_file
+from .bundle import BundleMeta, load_bundle_meta, sha256_file, verify_model_files
 from .errors import CdoError
 from .formats import ModelFile, resolve_model_file
 from .postprocess import locate_defects
@@ -76,7 +76,8 @@ class Inspector:
         warmup: bool = True,
     ) -> None:
         self.bundle_dir = Path(bundle)
-        self.meta: BundleMeta = load_bundle_meta(self.bundle_dir)
+        # only the model file this inspector runs is hashed (below), not every variant of the bundle
+        self.meta: BundleMeta = load_bundle_meta(self.bundle_dir, verify=False)
         if self.meta.channel_order != "RGB":
             raise CdoError(f"{self.bundle_dir}: bundle input channel order {self.meta.channel_order!r} "
                            "is not supported (expected RGB)")
@@ -86,9 +87,10 @@ class Inspector:
             self.bundle_dir, self.meta, backend, variant, available=available_backends() if backend == "auto" else ()
         )
         rel = self.model_file.path.relative_to(self.bundle_dir).as_posix()
+        ir_weights = [Path(rel).with_suffix(".bin").as_posix()] if rel.endswith(".xml") else []
+        verified = verify_model_files(self.bundle_dir, self.meta, [rel, *ir_weights])
         #: SHA-256 of the model file run (verified at load); recorded with every result
-        self.model_sha256: str = (self.meta.sha256.get(rel) or (self.meta.onnx_sha256 if rel == ONNX_FILE else "")
-                                  or sha256_file(self.model_file.path))
+        self.model_sha256: str = verified.get(rel) or self.meta.sha256.get(rel) or sha256_file(self.model_file.path)
         self.thresholds: Thresholds = resolve_thresholds(self.meta, threshold, pixel_threshold, sensitivity,
                                                          variant=self.model_file.variant)
         self.backend: Backend = create_backend(self.model_file.backend, self.model_file.path, device, max_batch)

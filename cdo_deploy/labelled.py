@@ -14,11 +14,12 @@ anomalib-style labelled folder (anomalib's ``Folder`` data module)::
     DIR/<defect>/*.png        (every other image folder is a defect type)
     DIR/mask/<defect>/<name>.png or <name>_mask.png   (optional; also masks/, ground_truth/, gt/)
 
-Images are decoded as the line decodes them (:func:`cdo_deploy.preprocess.decode_image`)
+Images are read as the line and training read them (:func:`cdo_deploy.preprocess.read_image_file`)
 and brought to the model input with :func:`cdo_deploy.preprocess.to_model_input`, so the
-accuracy measured is the accuracy of the runtime's own pre-processing. Masks (any
-non-zero pixel is a defect) are resized to the model resolution with nearest
-neighbour, as training evaluates. Without masks for every defective image the
+accuracy measured is the accuracy of the runtime's own pre-processing. Image files and masks
+are found as training finds them (:mod:`cdo_deploy.images`: one suffix list, one mask matcher);
+masks (any non-zero pixel is a defect, :func:`cdo_deploy.preprocess.to_mask`) are resized to the
+model resolution with nearest neighbour, as training evaluates. Without masks for every defective image the
 pixel metrics are left out (``masks is None``).
 
 Example:
@@ -33,17 +34,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .errors import CdoError
-from .preprocess import decode_image, to_model_input
+from .images import find_mask, is_image_file
+from .preprocess import read_image_file, to_mask, to_model_input
 
 __all__ = ["LabelledSet", "load_labelled"]
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 GOOD_NAMES = ("good", "normal", "ok")
 MASK_DIRS = ("mask", "masks", "ground_truth", "gt")
 
@@ -85,18 +85,7 @@ class LabelledSet:
 def _images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
-
-
-def _mask_for(folders: list[Path], stem: str) -> Path | None:
-    for folder in folders:
-        for name in (f"{stem}_mask", stem):
-            for suffix in IMAGE_SUFFIXES:
-                for cand in (folder / (name + suffix), folder / (name + suffix.upper())):
-                    if cand.is_file():
-                        return cand
-    return None
+    return sorted(p for p in folder.iterdir() if is_image_file(p) and p.is_file())
 
 
 def _subdirs(folder: Path) -> list[Path]:
@@ -127,26 +116,12 @@ def _list(root: Path) -> tuple[str, Path, list[tuple[Path, str, list[Path]]]]:
     return "folder", root, items
 
 
-def _read(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CdoError(f"cannot read {path}: {e.strerror or e}") from None
-    try:
-        return decode_image(data, path.name)
-    except CdoError as e:
-        raise CdoError(f"{path}: {e} (replace or remove the file)") from None
-
-
 def _mask(path: Path, hw: tuple[int, int], image_hw: tuple[int, int]) -> np.ndarray:
-    m = _read(path)
-    if m.ndim == 3:
-        m = m[:, :, :3].max(axis=2)
+    m = read_image_file(path, "mask")
     if m.shape[:2] != image_hw:
         raise CdoError(f"mask {path} is {m.shape[1]}x{m.shape[0]} but its image is {image_hw[1]}x{image_hw[0]} "
                        "(width x height); masks must match their image pixel for pixel")
-    m = (m > 0).astype(np.uint8)
-    return cv2.resize(m, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return to_mask(m, hw)
 
 
 def load_labelled(root: str | Path, height: int, width: int, color_order: str = "BGR") -> LabelledSet:
@@ -173,7 +148,7 @@ def load_labelled(root: str | Path, height: int, width: int, color_order: str = 
     names, labels, types, images, inputs, masks = [], [], [], [], [], []
     missing = []
     for path, kind, mask_dirs in items:
-        img = _read(path)
+        img = read_image_file(path)
         names.append(str(path.relative_to(root)))
         labels.append(0 if kind == "good" else 1)
         types.append(kind)
@@ -182,7 +157,7 @@ def load_labelled(root: str | Path, height: int, width: int, color_order: str = 
         if kind == "good":
             masks.append(np.zeros((height, width), bool))
             continue
-        mask_path = _mask_for(mask_dirs, path.stem)
+        mask_path = find_mask(path.stem, mask_dirs)
         if mask_path is None:
             missing.append(path)
             continue

@@ -16,7 +16,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -134,6 +136,8 @@ class Prediction:
     model_sha256: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     _map_full: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: the results.jsonl line once serialised (:meth:`to_line`)
+    _line: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def decision(self) -> str | None:
@@ -185,6 +189,25 @@ class Prediction:
         }
         rec.update(self.extra)
         return rec
+
+    def to_line(self) -> str:
+        """:meth:`to_record` as one JSON line (no newline), serialised once and then reused.
+
+        The JSONL sink writes it and the MQTT sink publishes the same string. The output stage lets
+        every sink ``prepare`` (add its fields to ``extra``) before the primary record is written, so
+        the record is final when it is first serialised.
+        """
+        if self._line is None:
+            self._line = json.dumps(self.to_record(), allow_nan=False, default=_json_default)
+        return self._line
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def _iso(t: float) -> str | None:

@@ -11,7 +11,7 @@ Submodules are imported on demand so that torch-free parts (``cdo_train.data``,
 ``cdo_train.metrics``, ``cdo_train.visualize``) load without PyTorch.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 __all__ = ["__version__", "export", "load_run", "resume", "train"]
 
 _API = ("load_run", "resume", "train")

@@ -19,8 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,10 +133,4 @@ def export(run_dir: str | Path, out: str | Path, **options: Any):
     """
     from .export import ExportOptions, export_run
 
-    names = [f.name for f in dataclasses.fields(ExportOptions)]
-    for key in options:
-        if key not in names:
-            close = difflib.get_close_matches(key, names, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise CdoError(f"unknown export option {key!r}{hint}")
-    return export_run(run_dir, out, ExportOptions(**options))
+    return export_run(run_dir, out, ExportOptions.from_kwargs(**options))

@@ -34,9 +34,10 @@ import torch
 
 from cdo_deploy.errors import CdoError
 
+from .run_folder import CHECKPOINT, run_status
+
 __all__ = ["CHECKPOINT", "FORMAT", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
 
-CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
 
 
@@ -89,8 +90,7 @@ def load_checkpoint(run_dir: Path | str) -> dict[str, Any]:
         raise CdoError(f"no such run folder: {run} (give the run folder, <output>/<experiment>/<class>/seed_<n>)")
     path = run / CHECKPOINT
     if not path.is_file():
-        finished = (run / "summary.json").is_file() and (run / "model.safetensors").is_file()
-        why = ("it finished (its checkpoint is removed at the end)" if finished else
+        why = ("it finished (its checkpoint is removed at the end)" if run_status(run) == "finished" else
                "it stopped before its first checkpoint (every --save-every epochs, and on Ctrl-C / SIGTERM); "
                "start it again with --exist-ok")
         raise CdoError(f"nothing to resume in {run}: no {CHECKPOINT}, {why}")

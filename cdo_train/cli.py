@@ -20,7 +20,7 @@ import click
 
 from cdo_deploy.errors import CdoError
 
-from . import __version__
+from ._version import __version__
 
 __all__ = ["main"]
 

@@ -38,7 +38,7 @@ import yaml
 
 from cdo_deploy.errors import CdoError
 
-__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "SCORE_LEVELS", "MIN_CALIBRATION_IMAGES", "TrainConfig", "load_config_file"]
+__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "SCORE_LEVELS", "TrainConfig", "load_config_file"]
 
 DATASETS = ("mvtec2d", "mvtec3d", "folder")
 DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/results/hard_surfaces.md)
@@ -47,7 +47,6 @@ SCORE_LEVELS = 0  # the image score reads all levels; 2 (strides 4 + 8) helps st
 _LENGTH_KEYS = ("steps", "epochs")
 STUDENTS = ("same", "light")  # cdo_train.students
 HEADS = ("cdo", "cdo+knn")  # cdo+knn: fused with the memory bank (cdo_train.memory_bank)
-MIN_CALIBRATION_IMAGES = 10  # fewer held-out good images give thresholds that cannot be trusted (a warning)
 _PATH_KEYS = ("data_root", "output_dir", "calibration_dir")
 _FOLDER_KEYS = ("normal_dir", "abnormal_dir", "mask_dir", "normal_test_dir")  # relative to data_root
 

@@ -43,31 +43,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .discrepancy_levels import EPS, level_discrepancies, level_discrepancy
+
 __all__ = ["DiscrepancyHead", "gaussian_kernel1d", "level_discrepancy", "level_discrepancies"]
 
-EPS = 1e-12
 LevelSum = Callable[[list[torch.Tensor], list[torch.Tensor]], torch.Tensor]
-
-
-def level_discrepancy(fe: torch.Tensor, fa: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """``sum_c (fe/|fe| - fa/|fa|)^2`` as (B, 1, h, w), computed in fp32."""
-    fe = fe.float()
-    fa = fa.float()
-    dot = (fe * fa).sum(1, keepdim=True)
-    nn2 = (fe * fe).sum(1, keepdim=True) * (fa * fa).sum(1, keepdim=True)
-    return (2.0 - 2.0 * dot * torch.rsqrt(nn2.clamp_min(eps))).clamp_min(0.0)
-
-
-def level_discrepancies(fe: list[torch.Tensor], fa: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Per-level discrepancies, each upsampled to the level-0 size: list of (B, 1, h0, w0)."""
-    size = fe[0].shape[-2:]
-    out = []
-    for e, a in zip(fe, fa):
-        d = level_discrepancy(e, a)
-        if d.shape[-2:] != size:
-            d = F.interpolate(d, size=size, mode="bilinear", align_corners=False)
-        out.append(d)
-    return out
 
 
 def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> torch.Tensor:

@@ -32,11 +32,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .config import MIN_CALIBRATION_IMAGES
 from .data import Sample, load_sample
 from .metrics import compute_metrics
 
-__all__ = ["EvalSet", "calibrate", "evaluate", "load_images", "normal_stats", "predict", "threshold_rule"]
+__all__ = ["MIN_CALIBRATION_IMAGES", "EvalSet", "calibrate", "evaluate", "load_images", "normal_stats", "predict",
+           "threshold_rule"]
+
+
+MIN_CALIBRATION_IMAGES = 10  # fewer held-out good images give thresholds that cannot be trusted (a warning)
 
 
 @dataclass

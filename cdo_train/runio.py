@@ -30,15 +30,14 @@ import yaml
 
 from cdo_deploy.errors import CdoError
 
-from .checkpoint import CHECKPOINT
 from .config import TrainConfig
 from .models import CDOModel, ModelConfig
+from .run_folder import CHECKPOINT, MODEL_CONFIG, WEIGHTS, read_metrics, run_status
 
-__all__ = ["RunWriter", "check_run_dir", "load_model", "read_metrics", "run_dir_of", "run_status", "save_model"]
+__all__ = ["CHECKPOINT", "RunWriter", "check_run_dir", "load_model", "read_metrics", "run_dir_of", "run_status",
+           "save_model"]
 
 log = logging.getLogger(__name__)
-WEIGHTS = "model.safetensors"
-MODEL_CONFIG = "model_config.json"
 HEADLINE = ("image_auroc", "pixel_auroc", "pixel_ap", "aupro", "image_f1_max")
 
 
@@ -85,18 +84,6 @@ def run_dir_of(cfg: TrainConfig, class_name: str, seed: int) -> Path:
     return Path(cfg.output_dir) / cfg.experiment / class_name / f"seed_{seed}"
 
 
-def run_status(run_dir: str | Path) -> str | None:
-    """``finished``, ``interrupted`` or ``None`` (no summary: never finished); summaries written before
-    runs had a status are finished ones."""
-    path = Path(run_dir) / "summary.json"
-    if not path.is_file():
-        return "interrupted" if (Path(run_dir) / CHECKPOINT).is_file() else None
-    try:
-        return str(json.loads(path.read_text()).get("status", "finished"))
-    except (OSError, ValueError):
-        return None
-
-
 def check_run_dir(run_dir: Path, exist_ok: bool) -> None:
     """Refuse to start a run in a folder that already holds one, unless ``exist_ok``.
 
@@ -118,14 +105,6 @@ def check_run_dir(run_dir: Path, exist_ok: bool) -> None:
     what = "a finished run" if status == "finished" else "an unfinished run without a checkpoint"
     raise CdoError(f"{run_dir} already holds {what}: pass --exist-ok to replace it (deletes it, TensorBoard files "
                    "included), or choose another --name or --output-dir")
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The evaluations of a run, from ``metrics.jsonl``."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class RunWriter:

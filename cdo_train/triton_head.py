@@ -48,7 +48,7 @@ import os
 import numpy as np
 import torch
 
-from .discrepancy import EPS, level_discrepancies
+from .discrepancy_levels import EPS, level_discrepancies
 
 __all__ = ["MAX_LEVELS", "fused_level_sum", "mode", "reference_level_sum", "triton_available"]
 

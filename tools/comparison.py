@@ -1,7 +1,7 @@
 """Compare curriculum experiments: tables (PNG, Markdown, CSV) and learning curves.
 
 Reads every finished run ``<experiment>/<class>/seed_<n>/metrics.jsonl``
-(``summary.json`` present, status not ``interrupted``) at any depth below each
+(:func:`cdo_train.run_folder.run_status` is ``finished``) at any depth below each
 ``--logdir`` (repeatable). An experiment is named by its folder's path below
 its logdir (``hard/default`` for ``result/hard/default/turf/seed_111``);
 when two logdirs hold the same experiment, class and seed, each logdir's name
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
 import statistics
@@ -40,6 +39,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
+
+from cdo_train.run_folder import read_metrics, read_run_info, run_seed
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 LABELS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO", "difficulty": "difficulty t"}
@@ -82,23 +83,12 @@ class Table:
 
 
 def _read_run(run_dir: Path, experiment: str) -> Optional[Run]:
-    try:
-        seed = int(run_dir.name.split("_", 1)[1])
-    except ValueError:
+    seed = run_seed(run_dir)
+    if seed is None:
         return None
-    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    config: dict[str, Any] = {}
-    if (run_dir / "config.yaml").is_file():
-        import yaml
-
-        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    finished = False
-    if (run_dir / "summary.json").is_file():
-        try:
-            finished = json.loads((run_dir / "summary.json").read_text()).get("status", "finished") == "finished"
-        except ValueError:
-            finished = False
-    return Run(experiment, run_dir.parent.name, seed, records, finished, config, run_dir.resolve())
+    info = read_run_info(run_dir, warn_missing=False)
+    return Run(experiment, run_dir.parent.name, seed, read_metrics(run_dir), info.finished, info.config,
+               run_dir.resolve())
 
 
 def _runs_below(logdir: Path) -> list[Run]:

@@ -58,7 +58,7 @@ from cdo_deploy.errors import CdoError  # noqa: E402
 from cdo_train.data import list_classes, list_samples  # noqa: E402
 from cdo_train.evaluation import EvalSet, load_images  # noqa: E402
 from cdo_train.metrics import compute_metrics  # noqa: E402
-from cdo_train.runio import run_status  # noqa: E402
+from cdo_train.run_folder import MODEL_CONFIG, SUMMARY, WEIGHTS, run_seed, run_status  # noqa: E402
 
 BASELINE = "patchcore"
 CDO_PREFIX = "cdo-"
@@ -80,13 +80,12 @@ class CdoRun:
 
 def _as_run(run_dir: Path) -> Optional[CdoRun]:
     """The run in ``run_dir`` if it is a finished cdo-train run folder, else ``None``."""
-    if not all((run_dir / f).is_file() for f in ("model_config.json", "model.safetensors", "summary.json")):
+    if not all((run_dir / f).is_file() for f in (MODEL_CONFIG, WEIGHTS)):
         return None
     if run_status(run_dir) != "finished":  # an interrupted run writes a summary (and weights) too
         return None
-    try:
-        seed = int(run_dir.name.split("_", 1)[1])
-    except (IndexError, ValueError):
+    seed = run_seed(run_dir)
+    if seed is None:
         return None
     return CdoRun(run_dir.parent.parent.name, run_dir.parent.name, seed, run_dir)
 
@@ -105,7 +104,7 @@ def find_cdo_runs(paths: list[str | Path], classes: list[str]) -> list[CdoRun]:
         if not path.is_dir():
             raise CdoError(f"--cdo-runs {path}: no such folder")
         one = _as_run(path)
-        runs = [one] if one else [_as_run(p.parent) for p in sorted(path.rglob("summary.json"))]
+        runs = [one] if one else [_as_run(p.parent) for p in sorted(path.rglob(SUMMARY))]
         runs = [r for r in runs if r is not None and r.class_name in classes]
         if not runs:
             raise CdoError(f"--cdo-runs {path}: no finished cdo-train run of {', '.join(classes)} "

@@ -86,8 +86,9 @@ def read_done(path: str | Path) -> set[str]:
 
 
 def record_line(pred: Prediction) -> str:
-    """The results.jsonl line of a result (no newline); MQTT publishes the same text."""
-    return json.dumps(pred.to_record(), allow_nan=False, default=_json_default)
+    """The results.jsonl line of a result (no newline); MQTT publishes the same text
+    (:meth:`Prediction.to_line`: serialised once, so MQTT sends the bytes the JSONL sink wrote)."""
+    return pred.to_line()
 
 
 def read_tail(path: str | Path, max_bytes: int = 1 << 20) -> list[tuple[dict, str]]:
@@ -162,11 +163,3 @@ class JsonlSink(Sink):
 
     def close(self) -> None:
         self._file.close()
-
-
-def _json_default(obj: object) -> object:
-    if isinstance(obj, (np.integer, np.floating)):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -17,27 +17,17 @@ from __future__ import annotations
 import abc
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 
+from ..images import IMAGE_SUFFIXES, is_image_file
 from ..registry import Registry
 
 __all__ = ["IMAGE_SUFFIXES", "Item", "SOURCES", "Source", "is_image_file"]
 
-#: file suffixes treated as images (case-insensitive); anything else is ignored.
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".tif", ".tiff", ".webp",
-                            ".pgm", ".ppm", ".pbm", ".pnm", ".jp2", ".exr", ".hdr", ".pfm"})
-
 SOURCES: Registry[type["Source"]] = Registry("source")
 
-
-def is_image_file(path: str | Path) -> bool:
-    """Image suffix, not hidden, not a temporary/partial file."""
-    name = Path(path).name
-    return (not name.startswith(".") and not name.endswith("~")
-            and Path(name).suffix.lower() in IMAGE_SUFFIXES)
 
 
 @dataclass

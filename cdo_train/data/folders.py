@@ -17,8 +17,9 @@ root or ``--class-name``):
 * ``abnormal_dir``: defective images, test set (label 1); a sub-folder name
   becomes the defect type, else the folder's own name;
 * ``mask_dir``: ground-truth masks of the abnormal images, matched by file
-  name (``000.png`` or ``000_mask.png`` for image ``000.png``; the same
-  sub-folder first); without it the metrics are image-level only;
+  name (``000_mask.png``, else ``000.png`` for image ``000.png``; the same
+  sub-folder first; ``cdo_deploy.images.find_mask``); without it the metrics
+  are image-level only;
 * ``normal_test_dir``: good test images; without it ``test_split_ratio``
   (default 0.2, anomalib's) of the normal images move to the test set, chosen
   with a fixed seed so that every training seed is tested on the same images.
@@ -48,8 +49,10 @@ from typing import Optional
 import numpy as np
 
 from cdo_deploy.errors import CdoError
+from cdo_deploy.images import find_mask
 
 from .io import IMAGE_EXTENSIONS, is_image_file
+from .sample import Sample
 
 __all__ = ["FolderSpec", "describe_folder", "folder_classes", "folder_samples", "images_in", "no_images_error"]
 
@@ -87,8 +90,8 @@ def images_in(folder: Path, recursive: bool = False) -> list[Path]:
     if not folder.is_dir():
         return []
     if not recursive:
-        return sorted(p for p in folder.iterdir() if is_image_file(p))
-    found = (p for p in folder.rglob("*") if is_image_file(p))
+        return sorted(p for p in folder.iterdir() if is_image_file(p) and p.is_file())
+    found = (p for p in folder.rglob("*") if is_image_file(p) and p.is_file())
     return sorted(p for p in found if not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
@@ -204,17 +207,17 @@ def _split_normal(normal: list[Path], ratio: float) -> tuple[list[Path], list[Pa
 
 
 def _mask_for(image: Path, abnormal_dir: Path, masks: list[Path], mask_dir: Path) -> Optional[Path]:
-    rel = image.relative_to(abnormal_dir).parent
-    stems = (image.stem, image.stem + "_mask")
-    same_folder = [m for m in masks if m.parent == mask_dir / rel and m.stem in stems]
-    anywhere = [m for m in masks if m.stem in stems]
-    found = same_folder or (anywhere if len(anywhere) == 1 else [])
-    return sorted(found, key=lambda m: stems.index(m.stem))[0] if found else None
+    """``cdo_deploy.images.find_mask`` in the image's own sub-folder of ``mask_dir``, else in the one
+    folder below ``mask_dir`` that holds a mask for it (none when several do)."""
+    same = mask_dir / image.relative_to(abnormal_dir).parent
+    found = find_mask(image.stem, [same])
+    if found is not None:
+        return found
+    anywhere = [m for m in (find_mask(image.stem, [d]) for d in sorted({m.parent for m in masks})) if m is not None]
+    return anywhere[0] if len(anywhere) == 1 else None
 
 
-def _abnormal_samples(abnormal_dir: Path, mask_dir: Optional[Path]) -> list:
-    from .layouts import Sample
-
+def _abnormal_samples(abnormal_dir: Path, mask_dir: Optional[Path]) -> list[Sample]:
     images = _require(abnormal_dir, "abnormal (--abnormal-dir)", True)
     masks = _require(mask_dir, "mask (--mask-dir)", True) if mask_dir is not None else []
     samples, missing = [], []
@@ -227,20 +230,18 @@ def _abnormal_samples(abnormal_dir: Path, mask_dir: Optional[Path]) -> list:
         samples.append(Sample(image, 1, mask, defect))
     if missing:
         raise CdoError(f"{len(missing)} of {len(images)} abnormal images have no mask in {mask_dir}, e.g. "
-                       f"{missing[0].name} (expected {missing[0].stem}.png or {missing[0].stem}_mask.png; masks "
+                       f"{missing[0].name} (expected {missing[0].stem}_mask.png or {missing[0].stem}.png; masks "
                        "are matched by file name, as in anomalib)")
     return samples
 
 
-def folder_samples(spec: FolderSpec, class_name: Optional[str], split: str) -> list:
+def folder_samples(spec: FolderSpec, class_name: Optional[str], split: str) -> list[Sample]:
     """The samples of a folder dataset for ``split`` (``train``: good images; ``test``: labelled test set).
 
     Raises:
         CdoError: a folder without images (saying what it holds), abnormal images without masks,
             or a normal split that leaves nothing to train on.
     """
-    from .layouts import Sample
-
     if spec.abnormal_dir is None:
         if split == "test":
             return []

@@ -22,9 +22,11 @@ Three layouts are registered in ``LAYOUTS`` (``root`` is the folder you pass):
   calibrates the threshold on good images held out with ``split_holdout``.
   Recursive search and anomalib-style labelled folders: :mod:`.folders`.
 
-Image suffixes: png, jpg, jpeg, bmp, tif, tiff (any case); other and hidden files
-are ignored. Listing is cheap (no decoding); ``load_sample`` reads the pixels and
-checks that a mask has the same size as its image.
+Image suffixes: ``cdo_deploy.images.IMAGE_SUFFIXES`` (png, jpg, bmp, tif, webp, ...; any
+case, the list the line inspects); other and hidden files are ignored. Masks are found by
+``cdo_deploy.images.find_mask`` (``<stem>_mask`` before ``<stem>``, ``.png`` first). Listing
+is cheap (no decoding); ``load_sample`` reads the pixels (``cdo_deploy.preprocess``, as the
+line does) and checks that a mask has the same size as its image.
 
 Example:
     >>> import tempfile
@@ -49,10 +51,13 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from cdo_deploy.errors import CdoError
+from cdo_deploy.images import find_mask
+from cdo_deploy.preprocess import read_image_file, to_mask, to_model_input
 from cdo_deploy.registry import Registry
 
 from .folders import FolderSpec, folder_classes, folder_samples, images_in, no_images_error
-from .io import IMAGE_EXTENSIONS, Size, read_image, read_mask, resize
+from .io import Size, target_hw
+from .sample import Sample
 
 __all__ = [
     "LAYOUTS",
@@ -69,23 +74,6 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 GOOD = "good"
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One image of a dataset.
-
-    Attributes:
-        path: the image file.
-        label: 0 = good, 1 = defective.
-        mask_path: ground-truth mask file for a defective image, ``None`` for a good one.
-        defect_type: the test sub-folder name (``"good"`` for good images).
-    """
-
-    path: Path
-    label: int
-    mask_path: Optional[Path]
-    defect_type: str
 
 
 @dataclass(frozen=True)
@@ -123,14 +111,13 @@ def _require_images(folder: Path, what: str) -> list[Path]:
 
 
 def _find_mask(folder: Path, stem: str, image: Path) -> Path:
-    for suffix in (".png", *sorted(IMAGE_EXTENSIONS - {".png"})):
-        for candidate in (folder / (stem + suffix), folder / (stem + suffix.upper())):
-            if candidate.is_file():
-                return candidate
-    raise CdoError(
-        f"defect image {image} has no mask: expected {folder / (stem + '.png')} "
-        "(add the ground-truth mask or move the image out of the test set)"
-    )
+    mask = find_mask(image.stem, [folder])
+    if mask is None:
+        raise CdoError(
+            f"defect image {image} has no mask: expected {folder / (stem + '.png')} "
+            "(add the ground-truth mask or move the image out of the test set)"
+        )
+    return mask
 
 
 def _mvtec_classes(root: Path) -> list[str]:
@@ -273,15 +260,15 @@ def load_sample(sample: Sample, size: Size = None) -> tuple[np.ndarray, np.ndarr
     Raises:
         CdoError: unreadable files or a mask whose size differs from its image.
     """
-    image = read_image(sample.path)
+    raw = read_image_file(sample.path)
+    hw = target_hw(size, raw.shape)
     if sample.mask_path is None:
-        mask = np.zeros(image.shape[:2], dtype=bool)
+        mask = np.zeros(hw, dtype=bool)
     else:
-        mask = read_mask(sample.mask_path)
-        validate_sample(sample, image.shape, mask.shape)
-    image = np.ascontiguousarray(resize(image, size))
-    mask = resize(mask.astype(np.uint8), size, nearest=True).astype(bool)
-    return image, mask
+        raw_mask = read_image_file(sample.mask_path, "mask")
+        validate_sample(sample, raw.shape, raw_mask.shape)
+        mask = to_mask(raw_mask, hw)
+    return to_model_input(raw, *hw), mask
 
 
 def split_holdout(samples: Sequence[Sample], fraction: float, seed: int = 0) -> tuple[list[Sample], list[Sample]]:

@@ -1,7 +1,7 @@
 """Hard demo classes and defects: stochastic, fine-grained and coloured textures, subtle defects.
 
 Registered into ``DEMO_CLASSES`` / ``DEMO_DEFECTS`` (imported by
-``cdo_train.data.procedural``), all flagged ``hard`` so the default demo set is
+``cdo_train.data.procedural``, from ``procedural_base``), all flagged ``hard`` so the default demo set is
 unchanged. They mimic the surfaces where plain CDO is weak on real data:
 
 =========  ==================================================================
@@ -35,7 +35,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .procedural import DEMO_CLASSES, DEMO_DEFECTS, DemoClass, _blend, _blob, _centre, _line_defect, _scale, _smooth_noise
+from .procedural_base import (
+    DEMO_CLASSES,
+    DEMO_DEFECTS,
+    DemoClass,
+    _blend,
+    _blob,
+    _centre,
+    _line_defect,
+    _scale,
+    _smooth_noise,
+)
 
 __all__ = ["HARD_DEFECT_TYPES"]
 

@@ -4,7 +4,7 @@ The bundle format is defined in :mod:`cdo_deploy.bundle`; :data:`EXPORT_FORMATS`
 is the one table of what can be written.
 
 The package itself is callable: ``cdo_train.export(run_dir, out, fp16=True)``
-is :func:`cdo_train.api.export` (the Python twin of ``cdo-export``).
+does what :func:`cdo_train.api.export` does (the Python twin of ``cdo-export``).
 
 Example:
     >>> from cdo_train.export import ExportOptions, export_run
@@ -47,9 +47,9 @@ class _CallableModule(types.ModuleType):
     """``cdo_train.export`` is both this package and the export function of the Python API."""
 
     def __call__(self, run_dir, out, **options):
-        from ..api import export
+        from .exporter import export_run
 
-        return export(run_dir, out, **options)
+        return export_run(run_dir, out, ExportOptions.from_kwargs(**options))
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -135,7 +135,7 @@ def _meta(model: Any, info: RunInfo, variants: dict[str, str], parity: list[Pari
         blur_sigma=cfg.blur_sigma, score_rule=rule, image_threshold=cal.get("image_threshold"),
         pixel_threshold=cal.get("pixel_threshold"), threshold_source=str(cal.get("source", "none")),
         normal_stats=stats, train={**info.config, "model": cfg.to_dict(), "run_dir": str(info.run_dir),
-                                   "run_status": info.summary.get("status", "finished")},
+                                   "run_status": info.status or "unknown"},
         metrics={"last": info.summary.get("last", {}), "best": info.summary.get("best", {}),
                  "export_parity": [p.to_dict() for p in parity]},
         variants=variants, calibration_images=calibration_images,
@@ -273,8 +273,8 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
         raise CdoError(f"{Path(opts.triton_repo) / opts.model_name} already exists (pass --force to replace it)")
     check_run_folder(run)
     info = read_run_info(run)
-    status = info.summary.get("status", "finished") if info.summary else "finished"
-    if status != "finished" and not opts.allow_interrupted:
+    status = info.status
+    if status == "interrupted" and not opts.allow_interrupted:
         stop = info.summary.get("interrupted", {})
         raise CdoError(f"{run} is an {status} run (step {stop.get('step', '?')} of {stop.get('of', '?')}): finish it "
                        f"with cdo-train --resume {run}, or pass --allow-interrupted to export its weights as they are")

@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,6 +256,21 @@ class ExportOptions:
                   "openvino" if self.openvino else "", "engine" if self.engine else "", "aoti" if self.aoti else "",
                   "triton" if self.triton_repo is not None else ""}
         return [f.name for f in EXPORT_FORMATS if f.name in wanted]
+
+    @classmethod
+    def from_kwargs(cls, **options: object) -> "ExportOptions":
+        """Options from keyword arguments (the Python API); an unknown name fails with suggestions.
+
+        Raises:
+            CdoError: an unknown option.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in options:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=3)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise CdoError(f"unknown export option {key!r}{hint}")
+        return cls(**options)  # type: ignore[arg-type]
 
     def validate(self) -> "ExportOptions":
         """Check option combinations and installed modules; returns ``self``.

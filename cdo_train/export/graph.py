@@ -156,6 +156,6 @@ def set_metadata(proto: Any, meta: dict[str, Any]) -> None:
 
 
 def _cdo_version() -> str:
-    from cdo_train import __version__
+    from cdo_train._version import __version__
 
     return __version__

@@ -1,11 +1,11 @@
 """What the exporter reads from a ``cdo-train`` run folder besides the weights.
 
-``config.yaml`` (training config), ``calibration.json`` (thresholds and
-normal-score statistics, see :mod:`cdo_train.evaluation`), ``summary.json``
-(metrics), and the run's data split as the trainer split it (:func:`run_splits`):
-good training images for int8 calibration (the hold-out images that calibrated
-the thresholds are never used for it), the held-out good images and the test
-set the int8 variant is checked on.
+``config.yaml``, ``calibration.json`` and ``summary.json`` through the one run-folder
+reader (:func:`cdo_train.run_folder.read_run_info`, re-exported here), and the run's
+data split as the trainer split it (:func:`run_splits`): good training images for int8
+calibration (the hold-out images that calibrated the thresholds are never used for it),
+the held-out good images and the test set the int8 variant is checked on. Images are read
+by :func:`cdo_train.data.load_sample`, i.e. by the line's :mod:`cdo_deploy.preprocess`.
 
 Example:
     >>> info = read_run_info("result/exp/weave/seed_111")     # doctest: +SKIP
@@ -15,44 +15,21 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from cdo_deploy.errors import CdoError
+
+from ..run_folder import RunInfo, read_run_info
 
 __all__ = ["RunInfo", "RunSplits", "check_run_folder", "good_images", "load_split", "read_run_info", "run_splits",
            "weak_run_warnings"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunInfo:
-    """The run folder's config, calibration and summary (empty dicts when absent)."""
-
-    run_dir: Path
-    config: dict[str, Any] = field(default_factory=dict)
-    calibration: dict[str, Any] = field(default_factory=dict)
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-def _read(path: Path, loader: Any) -> dict[str, Any]:
-    if not path.is_file():
-        log.warning("%s is missing: exporting without it", path)
-        return {}
-    try:
-        data = loader(path.read_text())
-    except (OSError, ValueError, yaml.YAMLError) as e:
-        raise CdoError(f"cannot read {path}: {e}") from None
-    if not isinstance(data, dict):
-        raise CdoError(f"{path} does not hold a mapping")
-    return data
 
 
 #: image AUROC below this on the run's test set: close to chance (0.5), the model cannot tell parts apart
@@ -98,13 +75,6 @@ def weak_run_warnings(info: RunInfo) -> list[str]:
         out.append(f"the run trained {step} steps, far below the default {DEFAULT_STEPS}: its thresholds and "
                    "decisions are unlikely to hold on the line (cdo-train without --steps/--epochs trains the default)")
     return out
-
-
-def read_run_info(run_dir: str | Path) -> RunInfo:
-    """Read ``config.yaml``, ``calibration.json`` and ``summary.json`` of a run."""
-    run = Path(run_dir)
-    return RunInfo(run, _read(run / "config.yaml", yaml.safe_load), _read(run / "calibration.json", json.loads),
-                   _read(run / "summary.json", json.loads))
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ def test_a_model_swapped_for_another_of_the_same_size_is_refused(bundle, part, t
         Inspector(bundle, device="cpu")
 
 
-def test_a_corrupted_variant_or_engine_is_refused_even_when_another_file_runs(bundle, tiny):
+def test_a_corrupted_variant_is_refused_when_it_is_loaded_and_does_not_stop_another(bundle, tiny):
+    """cdo-inspect hashes only the model file it runs; cdo-bench, which runs them all, checks every one."""
     tiny.build_onnx(bundle / "model_fp16.onnx")
     meta = load_bundle_meta(bundle)
     meta.variants["fp16"] = "model_fp16.onnx"
@@ -63,8 +64,12 @@ def test_a_corrupted_variant_or_engine_is_refused_even_when_another_file_runs(bu
         b = f.read(1)
         f.seek(40)
         f.write(bytes([b[0] ^ 0xFF]))
+    with Inspector(bundle, device="cpu", variant="fp32") as insp:
+        assert insp.model_sha256 == meta.sha256["model.onnx"]
     with pytest.raises(CdoError, match="model_fp16.onnx does not match"):
-        Inspector(bundle, device="cpu", variant="fp32")
+        Inspector(bundle, device="cpu", variant="fp16")
+    with pytest.raises(CdoError, match="model_fp16.onnx does not match"):
+        load_bundle_meta(bundle)
 
 
 @pytest.mark.parametrize("value", ["0" * 64, ""])

@@ -42,7 +42,7 @@ def test_predict_takes_any_size_dtype_channel_order_and_paths(api_run, tiny_demo
     assert grey.shape == (1, 1, 32, 32)
     two, _ = run.predict([path, rgb])
     assert two.shape == (2, 1, 32, 32)
-    with pytest.raises(CdoError, match="no such image file"):
+    with pytest.raises(CdoError, match="image file not found"):
         run.predict(str(path) + ".missing")
 
 
@@ -60,5 +60,5 @@ def test_export_function_and_inspector_on_paths(api_run, tiny_demo_root, tmp_pat
         arrays = insp.predict([cv2.imread(str(p)) for p in paths])  # BGR arrays, the inspector's default
         assert [p.score for p in many] == pytest.approx([p.score for p in arrays], abs=1e-6)
         assert one.score == pytest.approx(many[0].score, abs=1e-6)
-        with pytest.raises(CdoError, match="no such image file"):
+        with pytest.raises(CdoError, match="image file not found"):
             insp(tmp_path / "nope.png")

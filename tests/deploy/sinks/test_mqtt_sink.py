@@ -131,3 +131,27 @@ def test_spool_compaction_during_a_long_outage_is_not_repeated_per_message(tmp_p
     spool.compact_if_large()
     spool.close()
     assert spool.count_pending() == 0 and (tmp_path / "mqtt_spool.jsonl").stat().st_size < 100
+
+
+def test_the_broker_gets_the_line_results_jsonl_got_serialised_once(mosquitto, subscriber, wait, tmp_path):
+    """The MQTT sink publishes the string the JSONL sink wrote (``Prediction.to_line``), not a new one."""
+    import json
+
+    from cdo_deploy.sinks import JsonlSink
+
+    host, port = mosquitto
+    sub = subscriber(host, port, "line2/cdo")
+    log, sink = JsonlSink(tmp_path / "results.jsonl"), MqttSink(f"{host}:{port}/line2/cdo")
+    log.open()
+    sink.open()
+    preds = [_pred(i) for i in range(3)]
+    log.write_group(preds)
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert lines == [p.to_line() for p in preds] and all(p.to_line() is p.to_line() for p in preds)
+    for p in preds:
+        p.extra["late"] = "added after the record was written"  # not in results.jsonl, so not sent either
+    _write(sink, preds)
+    sink.close()
+    log.close()
+    assert wait(lambda: len(sub.messages) == 3, 10)
+    assert sorted(sub.messages, key=lambda m: m["source"]) == [json.loads(x) for x in lines]
