@@ -79,7 +79,8 @@ def _bool_option(name: str, dest: str, help: str):
 @_bool_option("--amp", "amp", "CUDA: fp16 autocast with a GradScaler; default on.")
 @_bool_option("--cpu-bf16", "cpu_bf16", "CPU: bf16 autocast in the training step where the CPU has native bf16 "
               "(AVX512-BF16, AMX; elsewhere fp32, as bf16 would be slower); evaluation stays fp32; default on.")
-@_bool_option("--channels-last", "channels_last", "Channels-last (NHWC) model and batches in training; default on.")
+@_bool_option("--channels-last", "channels_last", "Channels-last (NHWC) model and batches in training; default: on "
+              "CUDA, off on CPU (slower there).")
 @click.option("--gpu-id", type=int, default=None, help="Same as --device cuda:N.")
 @click.option("--device", default=None, help="auto (default), cpu or cuda:N.")
 @click.option("--steps", type=int, default=None,

@@ -83,7 +83,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True  # CUDA: fp16 autocast + GradScaler (cdo_train.step)
     cpu_bf16: bool = True  # CPU: bf16 autocast where the CPU has native bf16 (cdo_train.step); else fp32
-    channels_last: bool = True  # NHWC model and batches (CPU and CUDA)
+    channels_last: bool | None = None  # NHWC model and batches; None: on CUDA only (slower on CPU, measured)
     output_dir: str = "./result"
     name: str | None = None
     blur_sigma: float = 4.0

@@ -7,9 +7,9 @@ from and which student module (the plain one, or its DDP wrapper) runs.
 
 Speed settings of the step (:class:`StepPrecision`, from the config and the device):
 
-* ``channels_last``: model and batch in NHWC memory format. On CPU (oneDNN) and
-  CUDA (cuDNN) the convolutions of EfficientNet-style networks run faster so;
-  the arithmetic is the same up to summation order.
+* ``channels_last``: model and batch in NHWC memory format; the arithmetic is the
+  same up to summation order. By default on CUDA (cuDNN's fast layout) and off
+  on CPU, where it measured 0.94-1.04x of NCHW (docs/results/performance.md).
 * autocast: fp16 with a ``GradScaler`` on CUDA (``amp``: fp16 keeps 3 more
   mantissa bits than bf16, the scaler handles its range); bf16 on a CPU with
   native bf16 instructions (``cpu_bf16``: AVX512-BF16 or AMX; on other CPUs
@@ -75,15 +75,15 @@ def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return any(f in flags for f in BF16_FLAGS)
 
 
-def step_precision(amp: bool, cpu_bf16: bool, channels_last: bool, device: torch.device) -> StepPrecision:
+def step_precision(amp: bool, cpu_bf16: bool, channels_last: bool | None, device: torch.device) -> StepPrecision:
     """The step's settings for ``device``: fp16 on CUDA with ``amp``, bf16 on a native-bf16 CPU with
-    ``cpu_bf16``, else fp32."""
+    ``cpu_bf16``, else fp32; channels-last as given, or (None) on CUDA only."""
     dtype = None
     if device.type == "cuda" and amp:
         dtype = torch.float16
     elif device.type == "cpu" and cpu_bf16 and native_bf16():
         dtype = torch.bfloat16
-    return StepPrecision(dtype, channels_last)
+    return StepPrecision(dtype, device.type == "cuda" if channels_last is None else channels_last)
 
 
 def to_float_batch(images: torch.Tensor) -> torch.Tensor:

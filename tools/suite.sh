@@ -56,7 +56,7 @@ preset() {  # experiment -> cdo-train options on top of the defaults
     levels*) echo "--score-levels ${1#levels}" ;;         # image score from the first N levels, e.g. levels2
     knn) echo "--head cdo+knn" ;;                         # discrepancy plus a memory-bank kNN head
     cur-*) echo "--config configs/curriculum_${1#cur-}.yaml" ;;  # a curriculum schedule on top of the defaults
-    fp32-*) echo "--cpu-bf16 false --channels-last false $(preset "${1#fp32-}")" ;;  # the fp32 NCHW step, e.g. fp32-steps1000
+    fp32-*) echo "--cpu-bf16 false $(preset "${1#fp32-}")" ;;  # the fp32 step (today's), e.g. fp32-steps1000
     *) echo "unknown experiment $1" >&2; exit 1 ;;
   esac
 }

@@ -36,6 +36,8 @@ def test_precision_per_device(monkeypatch):
     monkeypatch.setattr(step, "native_bf16", lambda: True)
     assert step_precision(True, True, True, CPU) == StepPrecision(torch.bfloat16, True)
     assert step_precision(True, False, False, CPU) == StepPrecision(None, False)
+    assert not step_precision(True, True, None, CPU).channels_last  # default: NCHW on CPU (faster there)
+    assert step_precision(True, True, None, CUDA).channels_last  # and channels-last on CUDA
     fp16 = step_precision(True, True, True, CUDA)
     assert fp16.autocast is torch.float16 and fp16.grad_scaler and fp16.name == "fp16"
     assert step_precision(False, True, True, CUDA).autocast is None
@@ -89,9 +91,9 @@ def test_an_old_checkpoint_resumes_with_the_step_it_was_started_with(tiny_demo_r
              "class_name": "weave", "seed": 111}
     save_checkpoint(run.run_dir, state)  # what a checkpoint written before these settings holds
     old, _ckpt = resume_config(run.run_dir)
-    assert (old.cpu_bf16, old.channels_last) == (False, False)
+    assert (old.cpu_bf16, old.channels_last) == (False, None)  # fp32; NCHW on CPU, channels-last on CUDA
     state["config"] = cfg.to_dict()
     save_checkpoint(run.run_dir, state)
     new, _ckpt = resume_config(run.run_dir)
-    assert (new.cpu_bf16, new.channels_last) == (True, True)
+    assert (new.cpu_bf16, new.channels_last) == (True, None)
     assert load_checkpoint(run.run_dir)["seed"] == 111
