@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["cdo_train.config", "cdo_train.checkpoint", "cdo_train.meters", "cdo_train.signals",
-           "cdo_train.data.folders", "cdo_train.data.splits"]
+           "cdo_train.data.folders", "cdo_train.data.splits", "cdo_train.sweep.spec", "cdo_train.sweep.trial"]
 
 
 @pytest.mark.parametrize("name", MODULES)
