@@ -14,9 +14,9 @@ Example:
     >>> collect(sweep.trials, "docs/results/curriculum")                                # doctest: +SKIP
 """
 
-from .runner import RAY_HINT, SweepReport, plan, run_sweep
+from .runner import RAY_HINT, SweepInterrupted, SweepReport, plan, run_sweep
 from .spec import Sweep, Trial, load_sweep
 from .trial import TrialResult, collect, run_trial
 
-__all__ = ["RAY_HINT", "Sweep", "SweepReport", "Trial", "TrialResult", "collect", "load_sweep", "plan", "run_sweep",
+__all__ = ["RAY_HINT", "Sweep", "SweepInterrupted", "SweepReport", "Trial", "TrialResult", "collect", "load_sweep", "plan", "run_sweep",
            "run_trial"]

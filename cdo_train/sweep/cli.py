@@ -67,18 +67,18 @@ def _cli(sweep_file, sets, concurrent, threads, gpus, address, dry_run, collect_
             return
         try:
             report = run_sweep(sweep, concurrent=concurrent, threads=threads, gpus=gpus, address=address)
-        except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (SweepInterrupted)
+        except KeyboardInterrupt as e:  # SweepInterrupted: SIGINT or SIGTERM while Ray ran
             click.echo("Interrupted: run the same command to continue (finished trials are kept)", err=True)
             sys.exit(128 + getattr(e, "signum", 2))
+        click.echo(f"{'trial':<40}{'did':>8}" + "".join(f"{c:>13}" for c in _COLS) + f"{'time s':>9}")
+        for r in report.results:
+            vals = "".join(f"{r.last[c]:>13.4f}" if isinstance(r.last.get(c), float) else f"{'-':>13}" for c in _COLS)
+            click.echo(f"{r.key:<40}{r.action:>8}{vals}{r.seconds:>9.1f}")
         if collect_dir:
             written = collect(sweep.trials, collect_dir)
             click.echo(f"collected {len(written)} finished run(s) to {collect_dir}")
     except CdoError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"{'trial':<40}{'did':>8}" + "".join(f"{c:>13}" for c in _COLS) + f"{'time s':>9}")
-    for r in report.results:
-        vals = "".join(f"{r.last[c]:>13.4f}" if isinstance(r.last.get(c), float) else f"{'-':>13}" for c in _COLS)
-        click.echo(f"{r.key:<40}{r.action:>8}{vals}{r.seconds:>9.1f}")
     click.echo(f"compare: python tools/comparison.py --logdir {sweep.output_dir} "
                f"-o {sweep.output_dir}/comparison/table.png")
     if report.failed:

@@ -89,31 +89,64 @@ def _tune_trial(config: dict[str, Any], trials: dict[str, Trial], threads: int, 
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """SIGTERM while the sweep runs (``signum`` 15); Ctrl-C stays a plain KeyboardInterrupt."""
+    """The sweep stopped on SIGINT (``signum`` 2) or SIGTERM (15); Ray is shut down, the runs can continue."""
 
-    signum = 15
-
-
-def _raise_interrupt(_signum, _frame):
-    raise SweepInterrupted
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _sigterm_as_ctrl_c():
-    """SIGTERM raises KeyboardInterrupt as Ctrl-C does (Ray's own handler would abort the process with a stack
-    dump); returns the handler replaced, None outside the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_interrupt)
+class _Signals:
+    """While Ray runs: SIGTERM raises KeyboardInterrupt as Ctrl-C does (Ray's own handler would abort the process
+    with a stack dump), and the signal received is remembered (Ray may re-raise a plain KeyboardInterrupt)."""
+
+    def __init__(self) -> None:
+        self.signum = signal.SIGINT
+        self._old = None
+
+    def _handle(self, signum, _frame):
+        self.signum = signum
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "_Signals":
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
 
 
-def _result(key: str, metrics: dict[str, Any], error: Exception | None) -> TrialResult:
-    if error is not None:
-        first = next((ln for ln in str(error).splitlines() if ln.strip()), type(error).__name__)
-        return TrialResult(key, "error", None, error=first.strip())
+def _result(key: str, metrics: dict[str, Any], error: Exception | None, path: str | None) -> TrialResult:
+    if error is not None:  # a bug, not a CdoError: the exception's last line, and where Ray kept the traceback
+        last = [ln.strip() for ln in str(error).splitlines() if ln.strip()] or [type(error).__name__]
+        return TrialResult(key, "error", None, error=f"{last[-1]} (traceback in {path}/error.txt)")
     last = {k: v for k, v in metrics.items() if k in ("image_auroc", "pixel_auroc", "pixel_ap", "aupro")}
     status = metrics.get("status")
     return TrialResult(key, metrics.get("action", "error"), None if status in (None, "none", "error") else status,
                        last, float(metrics.get("seconds", 0.0)), metrics.get("error"))
+
+
+def _run_on_ray(ray, tune, name: str, output_dir, todo: dict[str, Trial], concurrent: int, threads: int,
+                gpus: float) -> dict[str, TrialResult]:
+    have = ray.cluster_resources().get("GPU", 0.0)
+    if gpus > have:
+        raise CdoError(f"--gpus-per-trial {gpus:g}, but the Ray cluster has {have:g} GPU(s)")
+    device = None if gpus else "cpu"
+    fn = tune.with_parameters(_tune_trial, trials=todo, threads=threads, device=device)
+    tuner = tune.Tuner(
+        tune.with_resources(fn, {"cpu": threads, "gpu": gpus}),
+        param_space={"trial": tune.grid_search(list(todo))},
+        tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(output_dir.resolve() / "_ray"), verbose=0),
+    )
+    results = {}
+    for res in tuner.fit():
+        key = (res.config or {}).get("trial")
+        if key in todo:
+            results[key] = _result(key, res.metrics or {}, res.error, res.path)
+    return results
 
 
 def run_sweep(sweep: Sweep, *, concurrent: int | None = None, threads: int = 1, gpus: float = 0.0,
@@ -130,6 +163,7 @@ def run_sweep(sweep: Sweep, *, concurrent: int | None = None, threads: int = 1, 
 
     Raises:
         CdoError: Ray not installed (the install line), bad resources.
+        SweepInterrupted: SIGINT or SIGTERM (a ``KeyboardInterrupt``); Ray is shut down first.
     """
     if threads < 1 or gpus < 0 or (concurrent is not None and concurrent < 1):
         raise CdoError("--threads-per-trial and --concurrent must be >= 1, --gpus-per-trial >= 0")
@@ -143,27 +177,14 @@ def run_sweep(sweep: Sweep, *, concurrent: int | None = None, threads: int = 1, 
         local = {} if address else {"num_cpus": concurrent * threads}
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                  **local)
-        old = _sigterm_as_ctrl_c()
         try:
-            have = ray.cluster_resources().get("GPU", 0.0)
-            if gpus > have:
-                raise CdoError(f"--gpus-per-trial {gpus:g}, but the Ray cluster has {have:g} GPU(s)")
-            device = None if gpus else "cpu"
-            fn = tune.with_parameters(_tune_trial, trials=todo, threads=threads, device=device)
-            tuner = tune.Tuner(
-                tune.with_resources(fn, {"cpu": threads, "gpu": gpus}),
-                param_space={"trial": tune.grid_search(list(todo))},
-                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True),
-                run_config=tune.RunConfig(name=sweep.name, storage_path=str(sweep.output_dir.resolve() / "_ray"),
-                                          verbose=0),
-            )
-            for res in tuner.fit():
-                key = (res.config or {}).get("trial")
-                if key in todo:
-                    results[key] = _result(key, res.metrics or {}, res.error)
+            with _Signals() as sig:
+                try:
+                    results.update(_run_on_ray(ray, tune, sweep.name, sweep.output_dir, todo, concurrent, threads,
+                                               gpus))
+                except KeyboardInterrupt:
+                    raise SweepInterrupted(int(sig.signum)) from None
         finally:
             ray.shutdown()
-            if old is not None:
-                signal.signal(signal.SIGTERM, old)
     return SweepReport([results.get(t.key) or TrialResult(t.key, "error", None, error="no result from Ray")
                         for t in sweep.trials])

@@ -18,6 +18,7 @@ from cdo_train.config import TrainConfig
 from cdo_train.runio import run_dir_of, run_status
 from cdo_train.sweep import load_sweep, plan
 from cdo_train.sweep.trial import action
+from tests.conftest import modules_after
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = [sys.executable, "-m", "cdo_train.sweep.cli"]
@@ -96,6 +97,10 @@ def test_without_ray_the_command_says_how_to_get_it(tiny_demo_root, tmp_path):
     assert r.returncode == 0 and "4 trials" in r.stdout and "start  linear/weave/seed_112" in r.stdout, r.stderr
 
 
+def test_ray_is_imported_only_to_run():
+    assert "ray" not in modules_after("import cdo_train.sweep, cdo_train.sweep.cli")
+
+
 def _wait(predicate, proc, timeout: float) -> None:
     end = time.monotonic() + timeout
     while not predicate():
@@ -104,32 +109,41 @@ def _wait(predicate, proc, timeout: float) -> None:
         time.sleep(0.3)
 
 
-def test_killed_sweep_resumes_and_ends_with_every_trial_once(tiny_demo_root, tmp_path):
-    """A real 2 schedules x 2 seeds sweep on a local Ray, SIGKILLed (its whole process group) mid-way, run again."""
+@pytest.mark.parametrize("stop", ["sigkill-group", pytest.param("sigterm", marks=pytest.mark.slow)])
+def test_killed_sweep_resumes_and_ends_with_every_trial_once(tiny_demo_root, tmp_path, stop):
+    """A real 2 schedules x 2 seeds sweep on a local Ray, stopped mid-way (SIGKILL to its whole process group, or
+    SIGTERM to the command), then run again with the same command."""
     pytest.importorskip("ray")
     out = tmp_path / "out"
-    # 6 steps at batch 4 = 3 epochs of the tiny class; a checkpoint every epoch, an evaluation every 2 steps
-    f = write_sweep(tmp_path / "s.yaml", tiny_demo_root, out, base={"steps": 6, "eval_every": 2, "save_every": 1})
+    # 8 steps at batch 4 = 4 epochs of the tiny class; a checkpoint every epoch, an evaluation every 2 steps
+    f = write_sweep(tmp_path / "s.yaml", tiny_demo_root, out, base={"steps": 8, "eval_every": 2, "save_every": 1})
     trials = load_sweep(f).trials
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([*SWEEP, f, "--concurrent", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=env, cwd=REPO, start_new_session=True)
-    try:  # kill once a trial has finished and another has started
+    try:  # stop once a trial has finished and another is half-way (has a checkpoint)
         done = lambda: [t for t in trials if run_status(t.run_dir) == "finished"]  # noqa: E731
-        _wait(lambda: done() and any(t.run_dir.is_dir() and t not in done() for t in trials), proc, 240)
+        _wait(lambda: done() and any(run_status(t.run_dir) == "interrupted" for t in trials), proc, 240)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        if stop == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+        output = proc.communicate(timeout=120)[0].decode()
+    if stop == "sigterm":  # Ray shut down, one line
+        assert proc.returncode == 143 and output.strip().splitlines()[-1].startswith("Interrupted: run the same"), output
     before = {t.key: (t.run_dir / "summary.json").stat().st_mtime_ns for t in done()}
     assert 1 <= len(before) < 4
     r = sweep_cli(f, "--concurrent", "2", "--collect", tmp_path / "results")
     assert r.returncode == 0, r.stdout + r.stderr
-    finished_then = int(r.stdout.splitlines()[0].split(": ")[-1].split(" finished")[0])
-    assert finished_then >= len(before)  # (a worker may finish its run in the second it takes to notice the kill)
+    counts = [int(w) for w in r.stdout.splitlines()[0].split(": ")[-1].replace(",", "").split() if w.isdigit()]
+    assert counts[0] >= len(before) and sum(counts) == 4, r.stdout  # finished, to resume, to start
+    # the half-way run continues from its checkpoint (unless its worker finished it before noticing the kill)
+    assert counts[1] >= 1 or counts[0] > len(before), r.stdout
     for t in trials:  # every trial finished once: all evaluations, no step twice
         assert run_status(t.run_dir) == "finished" and not (t.run_dir / "checkpoint.pt").exists(), t.key
         steps = [json.loads(x)["step"] for x in (t.run_dir / "metrics.jsonl").read_text().splitlines()]
-        assert steps == [2, 4, 6], (t.key, steps)
+        assert steps == [2, 4, 6, 8], (t.key, steps)
         assert yaml.safe_load((t.run_dir / "config.yaml").read_text())["curriculum"] == t.experiment
     for key, mtime in before.items():  # runs finished before the kill were not trained again
         assert (out / key / "summary.json").stat().st_mtime_ns == mtime, key
