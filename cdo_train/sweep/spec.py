@@ -193,6 +193,8 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
     presets = Path(spec["presets"]).expanduser() if spec.get("presets") else PRESETS
     if not presets.is_absolute():
         presets = path.parent / presets
+    if spec.get("presets") and not presets.is_dir():
+        raise CdoError(f"{path}: presets folder not found: {presets}")
     try:
         cfg = _base_config(base, path.parent)
         seeds = _seeds(spec.get("seeds"), cfg.seed)

@@ -72,6 +72,10 @@ def test_sweep_file_mistakes_are_one_line_errors(tmp_path):
     # the study's file names its presets and needs only the data
     study = load_sweep(REPO / "configs" / "sweeps" / "curriculum.yaml", {"data_root": str(data), "seeds": 1})
     assert {t.experiment for t in study.trials} == {"none", "linear", "step", "root", "self-paced", "anti", "random"}
+    knobs = {t.experiment: t.train_config().knobs for t in study.trials}
+    assert knobs.pop("none") == () and set(knobs.values()) == {("amplitude", "blending", "size")}
+    with pytest.raises(CdoError, match="presets folder not found"):
+        load_sweep(write_sweep(tmp_path / "f.yaml", data, out, presets="nowhere"))
 
 
 def test_run_folder_decides_skip_resume_or_start(trained_run, tmp_path):
