@@ -174,9 +174,16 @@ def run_sweep(sweep: Sweep, *, concurrent: int | None = None, threads: int = 1, 
         ray, tune = _import_ray()
         for key, value in _RAY_ENV.items():
             os.environ.setdefault(key, value)
-        local = {} if address else {"num_cpus": concurrent * threads}
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                 **local)
+        local = {} if address else {"num_cpus": concurrent * threads}  # "local": a new Ray, never one running here
+        try:
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR, **local)
+        except (ConnectionError, RuntimeError, ValueError) as e:  # the cause says why (e.g. a missing auth token)
+            last = [ln.strip() for ln in str(e.__cause__ or e).splitlines() if ln.strip()] or [type(e).__name__]
+            raise CdoError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray here'}: "
+                           f"{last[-1]}") from None
+        log.info("Ray at %s: %d trial(s) to run, %d at a time, %d thread(s) and %g GPU each",
+                 address or "this machine", len(todo), concurrent, threads, gpus)
         try:
             with _Signals() as sig:
                 try:
