@@ -101,10 +101,10 @@ class _Signals:
     with a stack dump), and the signal received is remembered (Ray may re-raise a plain KeyboardInterrupt)."""
 
     def __init__(self) -> None:
-        self.signum = signal.SIGINT
-        self._old = None
+        self.signum = int(signal.SIGINT)
+        self._old: Any = None
 
-    def _handle(self, signum, _frame):
+    def _handle(self, signum: int, _frame: Any) -> None:
         self.signum = signum
         raise KeyboardInterrupt
 
@@ -120,8 +120,8 @@ class _Signals:
 
 def _result(key: str, metrics: dict[str, Any], error: Exception | None, path: str | None) -> TrialResult:
     if error is not None:  # a bug, not a CdoError: the exception's last line, and where Ray kept the traceback
-        last = [ln.strip() for ln in str(error).splitlines() if ln.strip()] or [type(error).__name__]
-        return TrialResult(key, "error", None, error=f"{last[-1]} (traceback in {path}/error.txt)")
+        lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()] or [type(error).__name__]
+        return TrialResult(key, "error", None, error=f"{lines[-1]} (traceback in {path}/error.txt)")
     last = {k: v for k, v in metrics.items() if k in ("image_auroc", "pixel_auroc", "pixel_ap", "aupro")}
     status = metrics.get("status")
     return TrialResult(key, metrics.get("action", "error"), None if status in (None, "none", "error") else status,

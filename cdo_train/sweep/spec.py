@@ -12,7 +12,8 @@ A sweep file holds::
       curriculum: [none, linear, self-paced]
       lr: [0.002, 0.001]
     classes: [weave, grain]       # or base's class_names; "all" lists the dataset's classes
-    seeds: 3                      # 3 seeds from base's seed (111, 112, 113), or a list [111, 200]
+    seeds: 3                      # 3 seeds from base's seed (111, 112, 113), or a list [111, 200];
+                                  # default: base's seed and seeds, as cdo-train
 
 A ``curriculum`` value that names a preset ``curriculum_<value>.yaml`` in
 ``presets`` (default: the repository's ``configs/``) applies that preset's
@@ -149,8 +150,6 @@ def _name(template: str | None, point: dict[str, Any], cfg: TrainConfig) -> str:
 
 
 def _seeds(value: Any, first: int) -> list[int]:
-    if value is None:
-        return [first]
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return [first + k for k in range(value)]
     if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
@@ -197,8 +196,9 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
         raise CdoError(f"{path}: presets folder not found: {presets}")
     try:
         cfg = _base_config(base, path.parent)
-        seeds = _seeds(spec.get("seeds"), cfg.seed)
-        trials, names = [], {}
+        seeds = _seeds(spec["seeds"] if spec.get("seeds") is not None else cfg.seeds, cfg.seed)  # or base's seeds
+        trials: list[Trial] = []
+        names: dict[str, dict[str, Any]] = {}
         for values in itertools.product(*grid.values()):
             point = dict(zip(grid, values))
             pcfg = cfg.merged(_point_overrides(point, presets))

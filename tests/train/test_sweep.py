@@ -55,6 +55,9 @@ def test_grid_expands_to_cdo_train_run_folders_with_presets(tmp_path):
     assert linear.curriculum == "linear" and list(linear.knobs) == preset["knobs"] and linear.lr == 0.001
     assert linear.curriculum_params == preset["curriculum_params"]
     assert sweep.trials[0].train_config().knobs == ()  # curriculum_none.yaml: the paper's generator
+    plain = write_sweep(tmp_path / "p.yaml", tmp_path / "data", tmp_path / "out", grid={}, base={"seed": 7, "seeds": 2})
+    plain_sweep = load_sweep(plain, {"seeds": None})  # no sweep seeds: base's, as cdo-train; no grid: its default name
+    assert [t.key for t in plain_sweep.trials] == ["resnet18-none/weave/seed_7", "resnet18-none/weave/seed_8"]
 
 
 def test_sweep_file_mistakes_are_one_line_errors(tmp_path):
