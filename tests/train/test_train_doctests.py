@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["cdo_train.config", "cdo_train.checkpoint", "cdo_train.meters", "cdo_train.signals",
            "cdo_train.data.folders", "cdo_train.data.splits", "cdo_train.data.io", "cdo_train.data.sample",
-           "cdo_train.data.procedural_base", "cdo_train.run_folder", "cdo_train.discrepancy_levels"]
+           "cdo_train.data.procedural_base", "cdo_train.run_folder", "cdo_train.discrepancy_levels",
+           "cdo_train.sweep.spec", "cdo_train.sweep.trial", "cdo_train.step"]
 
 
 @pytest.mark.parametrize("name", MODULES)
