@@ -86,6 +86,9 @@ class FolderSource(Source):
         self._ignored: set[str] = set()
         self._seen: set[str] = set()
         self._events: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
+        #: watching without include_existing: the files present when the source was opened (left alone);
+        #: a file that arrives later is new, also one that arrives before the watch has started
+        self._baseline: set[str] | None = None
 
     @classmethod
     def accepts(cls, spec: str) -> bool:
@@ -99,6 +102,8 @@ class FolderSource(Source):
             if not any(is_image_file(p) for p in files):
                 raise CdoError(f"--once: no image files in {self.root} ({len(files)} other file(s)); nothing to "
                                f"inspect (images: {', '.join(sorted(IMAGE_SUFFIXES))})")
+        elif not self.include_existing:
+            self._baseline = set(self._scan())
 
     @property
     def ignored(self) -> int:
@@ -238,13 +243,16 @@ class FolderSource(Source):
         observer.schedule(handler, self.root, recursive=self.recursive)
         observer.start()
         try:
+            # what "already there" means: the files present when the source was opened (run without open():
+            # now); everything else found now arrived since and is new
             baseline: set[str] = set()
+            if not self.include_existing:
+                baseline = self._baseline if self._baseline is not None else set(self._scan())
             for path in self._scan():
-                if self.include_existing:
+                if path not in baseline:
                     self._add(pending, path)
-                else:
-                    baseline.add(path)
-            log.info("watching %s (%d existing files %s)", self.root, len(pending) + len(baseline),
+            log.info("watching %s (%d existing files %s)", self.root,
+                     len(pending) if self.include_existing else len(baseline),
                      "queued" if self.include_existing else "left alone")
             existing = sum(1 for p in baseline if is_image_file(p) and not p.startswith(self.exclude))
             if existing:

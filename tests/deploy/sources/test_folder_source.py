@@ -86,6 +86,20 @@ def test_existing_files_only_with_include_existing_and_done_ones_never(tmp_path,
     assert sorted(Path(i.source_id).name for i in r.items) == ["1.png", "2.png"]
 
 
+def test_parts_that_arrive_between_start_up_and_the_watch_are_inspected(tmp_path, part, wait):
+    # cdo-inspect opens the source, loads the model, starts its HTTP server and only then watches: a part
+    # dropped in that gap is new (the line never loses it), one that was there at start-up is left alone
+    (tmp_path / "before.png").write_bytes(_png(part, seed=0))
+    src = FolderSource(str(tmp_path), settle_s=0.1, poll_s=0.02)
+    src.open()
+    for i in range(3):
+        (tmp_path / f"gap{i}.png").write_bytes(_png(part, seed=i + 1))
+    with _Runner(src) as r:
+        assert wait(lambda: len(r.items) >= 3, 10)
+        time.sleep(0.3)
+    assert sorted(Path(i.source_id).name for i in r.items) == ["gap0.png", "gap1.png", "gap2.png"]
+
+
 def test_once_processes_existing_then_returns_and_skips_output_folder(tmp_path, part):
     out = tmp_path / "out"
     (out / "overlays").mkdir(parents=True)
