@@ -221,7 +221,7 @@ def _cdo_result(job: Job, run: CdoRun, test: EvalSet) -> dict:
     _warn_other_data(run, job.data_root)
     result = {"method": run.method, "class_name": run.class_name, "seed": run.seed, "config": config,
               "run_image_size": run_size, "n_test": len(test.labels), "threads": torch.get_num_threads(),
-              **_timing(summary.get("seconds"), None, clock, len(test.labels))}
+              **_timing(summary.get("seconds"), summary.get("cpu_seconds"), clock, len(test.labels))}  # cpu: since 0.2
     return job.finish(result, test, scores, maps)
 
 
