@@ -18,7 +18,9 @@ Speed settings of the step (:class:`StepPrecision`, from the config and the devi
   Evaluation, calibration and export stay fp32 on CPU: the deployed model is
   the one that is measured.
 
-docs/performance.md has the measured effect of each setting.
+The passes are labelled for ``torch.profiler`` (``cdo.teacher``, ``cdo.student``, ``cdo.loss``;
+``tools/train_speed.py --profile`` prints where a step's time goes); docs/results/performance.md
+has the measured effect of each setting.
 
 Example:
     >>> import torch
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.profiler import record_function
 
 from .loss import cdo_loss
 
@@ -111,7 +114,9 @@ def batch_loss(model, x: torch.Tensor, mask: torch.Tensor | None, *, gamma: floa
     with torch.autocast(x.device.type, dtype=precision.autocast or torch.float32,
                         enabled=precision.autocast is not None):
         xn = (x - model.mean) / model.std
-        with torch.no_grad():
+        with torch.no_grad(), record_function("cdo.teacher"):
             fe = list(model.teacher(xn))
-        fa = list((student or model.student)(xn))
-    return cdo_loss(fe, fa, mask, gamma=gamma, oom=oom)
+        with record_function("cdo.student"):
+            fa = list((student or model.student)(xn))
+    with record_function("cdo.loss"):
+        return cdo_loss(fe, fa, mask, gamma=gamma, oom=oom)

@@ -74,6 +74,18 @@ def _cpu() -> float:
     return t.user + t.system
 
 
+def _profile_table(prof, steps: int, wall_s: float) -> str:
+    """The labelled phases of a step (ms per step, share of the step's wall time), then the heaviest ops."""
+    avg = {e.key: e for e in prof.key_averages()}
+    lines = [f"{'phase':<28}{'ms/step':>9}{'share':>8}"]
+    for key in ("cdo.batch", "cdo.teacher", "cdo.student", "cdo.loss", "cdo.backward", "Optimizer.step#AdamW.step"):
+        if key in avg:
+            ms = avg[key].cpu_time_total / 1e3 / steps
+            lines.append(f"{key:<28}{ms:>9.1f}{ms / (wall_s * 1e3 / steps):>8.1%}")
+    lines.append(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=36))
+    return "\n".join(lines)
+
+
 def _worker(args, flags: str) -> dict:
     """Time ``args.steps`` steps of one variant in this process: per-step core and wall seconds."""
     torch.manual_seed(0)
@@ -86,17 +98,26 @@ def _worker(args, flags: str) -> dict:
     opt = torch.optim.AdamW(model.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(1)
     core, wall = [], []
+    prof = None
     for i in range(args.warmup + args.steps):
+        if i == args.warmup and args.profile:
+            prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            prof.__enter__()
         c0, w0 = _cpu(), time.perf_counter()
-        idx = torch.randint(0, len(images), (cfg.batch_size,), generator=gen)
-        x, mask = synthesize(to_float_batch(images[idx]), SynthParams(), gen)
+        with torch.profiler.record_function("cdo.batch"):
+            idx = torch.randint(0, len(images), (cfg.batch_size,), generator=gen)
+            x, mask = synthesize(to_float_batch(images[idx]), SynthParams(), gen)
         loss = batch_loss(model, x, mask, gamma=cfg.gamma, oom=cfg.oom, precision=precision)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with torch.profiler.record_function("cdo.backward"):
+            loss.backward()
         opt.step()
         if i >= args.warmup:
             core.append(_cpu() - c0)
             wall.append(time.perf_counter() - w0)
+    if prof is not None:
+        prof.__exit__(None, None, None)
+        print(_profile_table(prof, args.steps, sum(wall)), file=sys.stderr)
     out = {"core": core, "wall": wall, "precision": precision.name, "channels_last": precision.channels_last,
            "steps": cfg.total_steps(len(images)), "evaluations": -(-cfg.total_steps(len(images)) // cfg.eval_every)}
     if args.eval and test is not None:  # one evaluation (fp32, as every run's)
@@ -120,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", action="append", metavar="NAME:FLAGS",
                     help=f"cdo-train flags of a variant (repeatable; default {DEFAULT_VARIANTS})")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print where each variant's step spends its time (torch.profiler, first round)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)  # internal: time one variant's FLAGS in this process
     ap.add_argument("--eval", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -138,10 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.rounds):
         for k, (name, flags) in enumerate(specs):
             cmd = common + ["--worker", flags] + (["--eval"] if r == 0 and k == 0 else [])
+            cmd += ["--profile"] if args.profile and r == 0 else []
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
                 return 1
+            if args.profile and r == 0:
+                print(f"--- {name} ({flags or 'defaults'})\n{proc.stderr}", file=sys.stderr)
             runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(f"round {r + 1}/{args.rounds} {name}: {statistics.median(runs[name][-1]['core']) * 1e3:.0f} core-ms/step",
                   file=sys.stderr)
