@@ -32,6 +32,7 @@ was in it, evaluation included) and training images/s.
 from __future__ import annotations
 
 import logging
+import contextlib
 import math
 import os
 import time
@@ -216,6 +217,15 @@ class TrainingRun:
         if self._bar is not None:
             self._bar.set_postfix_str(f"epoch {self.epoch}/{self.n_epochs}", refresh=False)
         return self.batches[self.pos:]
+
+    def console(self) -> contextlib.AbstractContextManager:
+        """While training with a progress bar: log lines (a Ctrl-C notice, warnings) go through tqdm, which
+        takes the bar off its line first, so no message is glued to the bar."""
+        if not (self.main and self.cfg.progress):
+            return contextlib.nullcontext()
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        return logging_redirect_tqdm()
 
     def close_progress(self) -> None:
         """Take the progress bar off the terminal (before the run's last lines are printed)."""

@@ -9,19 +9,24 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import signal
 import struct
 import subprocess
 import termios
 import threading
 
 
-def run_in_pty(args: list[str], timeout: float = 300, **kw) -> tuple[int, str, str]:
-    """Run ``args`` with stderr on a 120x24 pty; returns (exit status, stdout, stderr as the terminal got it)."""
+def run_in_pty(args: list[str], timeout: float = 300, interrupt_when: str | None = None,
+               **kw) -> tuple[int, str, str]:
+    """Run ``args`` with stderr on a 120x24 pty; returns (exit status, stdout, stderr as the terminal got it).
+
+    ``interrupt_when``: send SIGINT (a user's Ctrl-C) once the terminal has shown this text."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, **kw)
     os.close(slave)
     chunks: list[bytes] = []
+    interrupted: list[bool] = []
 
     def drain() -> None:
         while True:
@@ -32,6 +37,9 @@ def run_in_pty(args: list[str], timeout: float = 300, **kw) -> tuple[int, str, s
             if not data:
                 return
             chunks.append(data)
+            if interrupt_when is not None and not interrupted and interrupt_when.encode() in b"".join(chunks):
+                interrupted.append(True)
+                proc.send_signal(signal.SIGINT)
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()

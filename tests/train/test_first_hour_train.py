@@ -65,3 +65,18 @@ def test_one_progress_bar_over_the_run_and_image_size_warnings(tmp_path):
     assert {b[2] for b in bars} == {"1", "2"}
     assert "the training images come in 2 sizes (96x48: " in err and "64x64: " in err
     assert "training images are 96x48 px, their height is smaller than --image-size 64" in err
+
+
+def test_the_interruption_message_starts_on_a_line_of_its_own(tiny_demo_root, tmp_path):
+    args = ["--data-root", str(tiny_demo_root), "--class-name", "weave", "--output-dir", str(tmp_path / "runs"),
+            "--image-size", "64", "--batch-size", "4", "--steps", "2000", "--backbone", "resnet18",
+            "--teacher-weights", "random", "--device", "cpu"]
+    rc, _out, err = run_in_pty([console_script("cdo-train"), *args], timeout=300, interrupt_when="/2000 [")
+    assert rc == 130, err  # 128 + SIGINT
+    before, sep, _after = err.partition("Interrupted:")
+    ends = [m.end() for m in re.finditer(r"\d+/2000 \[[^\]\n]*\]", err)]
+    assert sep and ends, err  # a bar was drawn, then the message
+    # every drawing of the bar is followed by its own clearing or redrawing (\r, ESC) or a line end, never by
+    # text: the Ctrl-C notice, a warning or the message glued to it
+    glued = [err[e - 60:e + 60] for e in ends if err[e:e + 1] not in ("\r", "\n", "\x1b", "")]
+    assert not glued, glued
