@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The real-photo study behind docs/results/photo_suite.md and docs/results/performance.md, in the order that
 # answers most first; re-run the same command to continue (finished runs and PatchCore results are reused).
-#   1. the candidate default (500 steps, bf16 + channels-last step) on every class
+#   1. the default (1000 steps; the bf16 step on CPUs with native bf16) on every class: steps1000
 #   2. anomalib's PatchCore on the same teacher (tools/peers.py, needs `make peers-venv`)
-#   3. today's default (1000 steps, fp32 NCHW step): the paired baseline of the training-cost change
-#   4. 250 steps (the length study), then seeds 112 and 113 of 1-3
+#   3. the fp32 step at 1000 steps (the default before the bf16 step): its paired baseline
+#   4. 500 and 250 steps (the length study), then seeds 112 and 113 of all of it
+# (seed 111 of steps500 on every class and of steps250 / fp32-steps1000 on some ran first, when 500
+# steps was the candidate default: docs/results/photo_suite.md)
 # QUEUE=a|b splits the classes over two queues that run side by side (one thread each, no run in both);
 # QUEUE=all (default) runs everything in one queue with JOBS=2.
 set -euo pipefail
@@ -27,8 +29,8 @@ peers() {  # $1 = seeds
   fi
 }
 for seeds in 1 3; do
-  EXPERIMENTS=steps500 SEEDS=$seeds tools/photo_suite.sh
+  EXPERIMENTS=steps1000 SEEDS=$seeds tools/photo_suite.sh
   peers $seeds
   EXPERIMENTS=fp32-steps1000 SEEDS=$seeds tools/photo_suite.sh
-  EXPERIMENTS=steps250 SEEDS=$seeds tools/photo_suite.sh
+  EXPERIMENTS="steps500 steps250" SEEDS=$seeds tools/photo_suite.sh
 done
