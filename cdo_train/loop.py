@@ -215,7 +215,7 @@ class TrainingRun:
             self._bar = tqdm(total=self.total_steps, initial=self.step, leave=False, dynamic_ncols=True,
                              desc=f"{self.class_name} s{self.seed}", unit="step", disable=None)
         if self._bar is not None:
-            self._bar.set_postfix_str(f"epoch {self.epoch}/{self.n_epochs}", refresh=False)
+            self._bar.set_postfix_str(f"epoch {self.epoch}/{self.n_epochs}")  # drawn now: once per epoch
         return self.batches[self.pos:]
 
     def console(self) -> contextlib.AbstractContextManager:
