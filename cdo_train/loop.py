@@ -304,6 +304,7 @@ class TrainingRun:
         ordering = None
         if self.ordering is not None:
             ordering = {"scores": torch.from_numpy(self.ordering.scores.copy()), "last": self.ordering.state()}
+        cost = self.cost()
         return {
             "config": self.cfg.to_dict(), "class_name": self.class_name, "seed": self.seed,
             "student": {k: v.detach().cpu() for k, v in self.model.student.state_dict().items()},
@@ -314,8 +315,7 @@ class TrainingRun:
             "epoch_images": self.epoch_images, "meter": self.meter.state_dict(),
             "evals": list(self.writer.evals) if self.writer is not None else [], "last": self.last,
             "state": self.state, "throughput": self.throughput.epochs,
-            "seconds": self.seconds_before + time.time() - self.t0,
-            "cpu_seconds": self.cpu_before + cpu_seconds() - self.cpu0,
+            "seconds": cost["seconds"], "cpu_seconds": cost["cpu_seconds"],
         }
 
     def _restore(self, ckpt: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ import torch
 
 from cdo_train.anomalies import SynthParams, synthesize
 from cdo_train.config import TrainConfig
+from cdo_train.loop import cpu_seconds
 from cdo_train.models import CDOModel, ModelConfig
 from cdo_train.step import batch_loss, native_bf16, step_precision, to_float_batch
 
@@ -69,11 +70,6 @@ def _images(args) -> tuple[torch.Tensor, object]:
     return torch.from_numpy(train.images), load_images(test, args.image_size) if test else None
 
 
-def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
 def _profile_table(prof, steps: int, wall_s: float) -> str:
     """The labelled phases of a step (ms per step, share of the step's wall time), then the heaviest ops."""
     avg = {e.key: e for e in prof.key_averages()}
@@ -103,7 +99,7 @@ def _worker(args, flags: str) -> dict:
         if i == args.warmup and args.profile:
             prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
             prof.__enter__()
-        c0, w0 = _cpu(), time.perf_counter()
+        c0, w0 = cpu_seconds(), time.perf_counter()
         with torch.profiler.record_function("cdo.batch"):
             idx = torch.randint(0, len(images), (cfg.batch_size,), generator=gen)
             x, mask = synthesize(to_float_batch(images[idx]), SynthParams(), gen)
@@ -113,7 +109,7 @@ def _worker(args, flags: str) -> dict:
             loss.backward()
         opt.step()
         if i >= args.warmup:
-            core.append(_cpu() - c0)
+            core.append(cpu_seconds() - c0)
             wall.append(time.perf_counter() - w0)
     if prof is not None:
         prof.__exit__(None, None, None)
@@ -123,9 +119,9 @@ def _worker(args, flags: str) -> dict:
     if args.eval and test is not None:  # one evaluation (fp32, as every run's)
         from cdo_train.evaluation import evaluate
 
-        c0 = _cpu()
+        c0 = cpu_seconds()
         evaluate(model, test, torch.device("cpu"), cfg.batch_size)
-        out["eval_core"] = _cpu() - c0
+        out["eval_core"] = cpu_seconds() - c0
     return out
 
 
