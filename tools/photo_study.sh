@@ -4,7 +4,8 @@
 #   1. the default (1000 steps; the bf16 step on CPUs with native bf16) on every class: steps1000
 #   2. anomalib's PatchCore on the same teacher (tools/peers.py, needs `make peers-venv`)
 #   3. the fp32 step at 1000 steps (the default before the bf16 step): its paired baseline
-#   4. 500 and 250 steps (the length study), then seeds 112 and 113 of all of it
+#   4. 500 and 250 steps (the length study)
+# Steps 1 and 2 run all 3 seeds (111-113) before 3 and 4, which run seed 111 and then the other two.
 # (seed 111 of steps500 on every class and of steps250 / fp32-steps1000 on some ran first, when 500
 # steps was the candidate default: docs/results/photo_suite.md)
 # QUEUE=a|b splits the classes over two queues that run side by side (one thread each, no run in both);
@@ -28,9 +29,10 @@ peers() {  # $1 = seeds
     echo "no .venv-peers (make peers-venv): PatchCore skipped" >&2
   fi
 }
+# the default and PatchCore at all 3 seeds first (the paired comparison), then the length and precision study
+EXPERIMENTS=steps1000 SEEDS=3 tools/photo_suite.sh
+peers 3
 for seeds in 1 3; do
-  EXPERIMENTS=steps1000 SEEDS=$seeds tools/photo_suite.sh
-  peers $seeds
   EXPERIMENTS=fp32-steps1000 SEEDS=$seeds tools/photo_suite.sh
   EXPERIMENTS="steps500 steps250" SEEDS=$seeds tools/photo_suite.sh
 done
