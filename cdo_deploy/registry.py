@@ -17,11 +17,10 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from typing import Callable, Generic, Iterator, TypeVar
 
-from .errors import CdoError
+from .errors import CdoError, did_you_mean
 
 __all__ = ["Registry"]
 
@@ -51,10 +50,8 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            close = difflib.get_close_matches(name, list(self._items), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise CdoError(
-                f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._items))})"
+                f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; known: {', '.join(sorted(self._items))}"
             ) from None
 
     def list(self, pattern: str = "*") -> list[str]:

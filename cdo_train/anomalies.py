@@ -19,12 +19,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 
 import torch
 
-from cdo_deploy.errors import CdoError
+from cdo_deploy.errors import CdoError, did_you_mean
 
 __all__ = ["SynthParams", "butterworth_lowpass", "foreground_mask", "synthesize"]
 
@@ -80,9 +79,7 @@ class SynthParams:
             raise CdoError(f"synth must be a mapping of field: value, got {values!r}")
         for key in values:
             if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=3)
-                hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                raise CdoError(f"unknown synth key {key!r}{hint}; known: {', '.join(names)}")
+                raise CdoError(f"unknown synth key {key!r}{did_you_mean(key, names)}; known: {', '.join(names)}")
         return cls(**values)
 
     def replace(self, **kw) -> "SynthParams":

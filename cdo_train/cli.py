@@ -15,111 +15,132 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import types
+import typing
 
 import click
 
 from cdo_deploy.errors import CdoError
 
 from ._version import __version__
+from .config import TrainConfig, load_config_file
 
 __all__ = ["main"]
 
-_BOOL = click.BOOL
 
+class _SchemaOption(click.Option):
+    """An option whose help ends with the names registered in a registry (read only when --help is shown:
+    the registries' modules are torch-free, but importing them for every command would be wasted) and the
+    schema's default."""
 
-class _RegistryOption(click.Option):
-    """An option whose help ends with the names registered in a registry, read only when --help is shown
-    (the registries' modules are torch-free, but importing them for every command would be wasted)."""
-
-    def __init__(self, *args, registry: str, **kwargs) -> None:
+    def __init__(self, *args, registry: str | None = None, shown_default: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._registry = registry
+        self._shown_default = shown_default
 
     def get_help_record(self, ctx):
         import importlib
 
-        module, name = self._registry.rsplit(".", 1)
-        names = ", ".join(getattr(importlib.import_module(module), name))
         base = self.help or ""
-        self.help = f"{base} One of: {names}."
+        extra = []
+        if self._registry is not None:
+            module, name = self._registry.rsplit(".", 1)
+            extra.append(f"One of: {', '.join(getattr(importlib.import_module(module), name))}.")
+        if self._shown_default is not None:
+            extra.append(f" [default: {self._shown_default}]")
+        self.help = " ".join([base, *extra])
         try:
             return super().get_help_record(ctx)
         finally:
             self.help = base
 
 
-def _bool_option(name: str, dest: str, help: str):
-    # `--MOM` alone means True; `--MOM True/False/1/0` are accepted as in the original train.py.
-    return click.option(name, dest, type=_BOOL, is_flag=False, flag_value=True, default=None, help=help)
+def _field_type(hint):
+    """The click type of a TrainConfig annotation: a Choice of a Literal's values, BOOL, int, float or text."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _field_type(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return _field_type(next(a for a in args if a is not type(None)))
+    if origin is typing.Literal:
+        return click.Choice(args)
+    return {bool: click.BOOL, int: int, float: float}.get(hint)
+
+
+def _shown(default) -> str | None:
+    if default is None or default in ((), {}):
+        return None
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return ", ".join(default) if isinstance(default, tuple) else str(default)
+
+
+def _field(flag: str, dest: str | None = None, note: str = "", **kw):
+    """The option ``flag`` of the TrainConfig field ``dest`` (by default, named like the flag): its type
+    (choices), default and help come from the schema. ``default=None`` leaves the field to presets.
+
+    A true/false field's flag alone means True, and ``--MOM True/False/1/0`` are accepted as in the
+    original train.py."""
+    dest = dest or flag.lstrip("-").replace("-", "_")
+    field = TrainConfig.model_fields[dest]
+    kw.setdefault("type", _field_type(field.annotation))
+    if kw["type"] is click.BOOL and not kw.get("is_flag"):
+        kw.update(is_flag=False, flag_value=True)
+    default = field.get_default(call_default_factory=True)
+    shown = None if kw.get("is_flag") else _shown(default)
+    return click.option(flag, dest, default=None, cls=_SchemaOption, shown_default=shown,
+                        help=" ".join(filter(None, [field.description, note])), **kw)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="cdo-train")
 @click.option("--config", "config_files", type=click.Path(dir_okay=False), multiple=True,
               help="YAML preset (repeatable: later files override earlier ones); flags override them.")
-@click.option("--dataset", type=click.Choice(["mvtec2d", "mvtec3d", "folder"]), default=None,
-              help="Data layout (default mvtec2d); folder: good images, or anomalib-style labelled folders.")
-@click.option("--data-root", default=None, help="Dataset root folder (required, here or in a --config).")
-@click.option("--class-name", "class_names", multiple=True,
-              help="Class to train (repeatable, or 'all'); a folder dataset's class is named after its folder.")
-@click.option("--normal-dir", default=None, help="--dataset folder: good training images (under --data-root).")
-@click.option("--abnormal-dir", default=None, help="--dataset folder: defective test images (anomalib's name).")
-@click.option("--mask-dir", default=None, help="--dataset folder: masks of the abnormal images, matched by file name.")
-@click.option("--normal-test-dir", default=None,
-              help="--dataset folder: good test images (default: 20% of --normal-dir, as anomalib).")
-@click.option("--recursive", is_flag=True, default=None, help="--dataset folder: find good images in sub-folders too.")
-@click.option("--calibration-dir", default=None,
-              help="Folder of good images (>= 10) that set the thresholds, instead of a hold-out of the training images.")
-@click.option("--backbone", default=None, cls=_RegistryOption, registry="cdo_train.backbones.BACKBONES",
-              help="Teacher/student network (default tf_efficientnet_lite0).")
-@click.option("--teacher-weights", default=None, help="PATH (.pth/.safetensors) or 'random'; default: packaged/cached.")
-@_bool_option("--MOM", "mom", "Synthetic anomalies (multi-objective optimisation); default on.")
-@_bool_option("--OOM", "oom", "Pixel reweighting (overlap optimisation); default on.")
-@click.option("--gamma", type=float, default=None, help="OOM focusing exponent (default 2).")
-@_bool_option("--amp", "amp", "CUDA: fp16 autocast with a GradScaler; default on.")
-@_bool_option("--cpu-bf16", "cpu_bf16", "CPU: bf16 autocast in the training step where the CPU has native bf16 "
-              "(AVX512-BF16, AMX; elsewhere fp32, as bf16 would be slower); evaluation stays fp32; default on.")
-@_bool_option("--channels-last", "channels_last", "Channels-last (NHWC) model and batches in training; default: on "
-              "CUDA, off on CPU (slower there).")
+@_field("--dataset")
+@_field("--data-root")
+@_field("--class-name", "class_names", type=str, multiple=True, note="Repeatable.")
+@_field("--normal-dir")
+@_field("--abnormal-dir")
+@_field("--mask-dir")
+@_field("--normal-test-dir")
+@_field("--recursive", is_flag=True)
+@_field("--calibration-dir")
+@_field("--backbone", registry="cdo_train.backbones.BACKBONES")
+@_field("--teacher-weights")
+@_field("--MOM", "mom")
+@_field("--OOM", "oom")
+@_field("--gamma")
+@_field("--amp")
+@_field("--cpu-bf16")
+@_field("--channels-last")
 @click.option("--gpu-id", type=int, default=None, help="Same as --device cuda:N.")
-@click.option("--device", default=None, help="auto (default), cpu or cuda:N.")
-@click.option("--steps", type=int, default=None,
-              help="Training length in optimiser steps, whatever the dataset size (default 1000).")
-@click.option("--epochs", type=int, default=None, help="Training length in passes over the data (instead of --steps).")
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr", type=float, default=None)
-@click.option("--image-size", type=int, default=None)
-@click.option("--seed", type=int, default=None)
-@click.option("--seeds", type=int, default=None, help="Run N seeds: seed, seed+1, ...")
-@click.option("--eval-every", type=int, default=None, help="Evaluate every N optimiser steps and at the end (default 250).")
-@click.option("--score-levels", type=click.IntRange(0, 3), default=None,
-              help="The image score reads the map of the first N feature levels (strides 4, 8, 16); "
-                   "default 0 = all three, the paper's. 2 raised image AUROC on stochastic hard surfaces "
-                   "but lowered it on others (docs/results/hard_surfaces.md). The anomaly map always sums all "
-                   "three; with --head cdo+knn the score is the fused map's.")
-@click.option("--student", type=click.Choice(["same", "light"]), default=None,
-              help="same: the teacher's architecture (the paper's); light: a small asymmetric student.")
-@click.option("--head", type=click.Choice(["cdo", "cdo+knn"]), default=None,
-              help="cdo: teacher/student discrepancy; cdo+knn: fused with a memory bank of normal teacher patches.")
-@click.option("--bank-size", type=int, default=None, help="Memory-bank patches for --head cdo+knn (default 1024).")
-@click.option("--output-dir", default=None, help="Where run folders go (default ./result).")
-@click.option("--name", default=None, help="Experiment name (default <backbone>-<curriculum>).")
+@_field("--device")
+@_field("--steps")
+@_field("--epochs")
+@_field("--batch-size")
+@_field("--lr")
+@_field("--image-size")
+@_field("--seed")
+@_field("--seeds")
+@_field("--eval-every")
+@_field("--score-levels")
+@_field("--student")
+@_field("--head")
+@_field("--bank-size")
+@_field("--output-dir")
+@_field("--name")
 @click.option("--exist-ok", is_flag=True,
               help="Replace a run already in <output-dir>/<name>/<class>/seed_<n> (deleted first, TensorBoard "
                    "files included); without it such a run is never overwritten.")
 @click.option("--resume", "resume_dir", default=None, metavar="RUN_DIR",
               help="Continue an interrupted run from its checkpoint (its own config; --device, --no-progress, "
                    "--save-every and --nproc may be given).")
-@click.option("--save-every", type=int, default=None,
-              help="Save a checkpoint every N epochs (default 10; 0: only on Ctrl-C / SIGTERM).")
-@click.option("--curriculum", default=None, cls=_RegistryOption, registry="cdo_train.curriculum.SCHEDULES",
-              help="Curriculum schedule (default none).")
-@click.option("--knobs", default=None, cls=_RegistryOption, registry="cdo_train.difficulty.KNOBS",
-              help="Comma-separated difficulty knobs driven by the curriculum.")
+@_field("--save-every")
+@_field("--curriculum", registry="cdo_train.curriculum.SCHEDULES")
+@_field("--knobs", type=str, note="Comma-separated.", registry="cdo_train.difficulty.KNOBS")
 @click.option("--curriculum-param", "curriculum_param", multiple=True, metavar="KEY=VALUE",
               help="Schedule parameter, e.g. stages=3 or saturation=0.8 (repeatable).")
-@click.option("--ordering", default=None, cls=_RegistryOption, registry="cdo_train.ordering.ORDERINGS",
-              help="Per-sample ordering curriculum scorer.")
+@_field("--ordering", registry="cdo_train.ordering.ORDERINGS")
 @click.option("--ordering-param", "ordering_param", multiple=True, metavar="KEY=VALUE",
               help="Ordering parameter: start=0.3 (fraction of images at t=0), warmup_steps=20 (repeatable).")
 @click.option("--nproc", type=click.IntRange(1), default=None,
@@ -138,8 +159,6 @@ def _cli(config_files, class_names, gpu_id, knobs, curriculum_param, ordering_pa
     from .signals import TrainingInterrupted
 
     try:
-        from .config import TrainConfig, load_config_file
-
         cfg = TrainConfig()
         for config_file in config_files:
             cfg = cfg.merged(load_config_file(config_file))

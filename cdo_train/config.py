@@ -1,4 +1,4 @@
-"""Training configuration: one frozen dataclass, loaded from YAML, overridden by flags.
+"""Training configuration: one frozen pydantic model, loaded from YAML, overridden by flags.
 
 Training length is counted in optimiser steps (``steps``), whatever the
 dataset size; ``epochs`` is the alternative way to say it (passes over the
@@ -8,11 +8,14 @@ to ``lr * lr_final`` at the last step, so a run's schedule depends on its
 length, not on the dataset size. MOM and OOM are on with gamma 2 (the paper's);
 ``configs/paper.yaml`` restores the paper's optimisation settings.
 
-Every field is type-checked when the config is built (from YAML, flags or the
-Python API): a wrong type fails with one line naming the key and the type it
-takes. Paths are stored absolute (``config.yaml`` works from any directory);
-the folder-dataset directories are relative to ``data_root``, as anomalib's
-``Folder(root=...)``.
+:class:`TrainConfig` is the one schema of a run: each field's type, choices
+(``Literal``), range and description are declared once, and ``cdo-train``'s
+options take their choices, defaults and help from it. Every value is checked
+when the config is built (from YAML, flags or the Python API): a wrong type, a
+value out of range or an unknown key fails with one line naming the key and
+what it takes. Paths are stored absolute (``config.yaml`` works from any
+directory); the folder-dataset directories are relative to ``data_root``, as
+anomalib's ``Folder(root=...)``.
 
 Example:
     >>> cfg = TrainConfig().merged({"epochs": 3, "class_names": ["tiles"]})
@@ -20,116 +23,156 @@ Example:
     (3, None, ('tiles',))
     >>> cfg.merged({"steps": 500}).epochs is None
     True
+    >>> cfg.merged({"batch_size": 0})
+    Traceback (most recent call last):
+    ...
+    cdo_deploy.errors.CdoError: config key 'batch_size' must be an integer >= 1, got 0
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import math
 import os
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from cdo_deploy.errors import CdoError
+from cdo_deploy.schema import Bool, Float, Int, Names, Schema, Text
 
-__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "SCORE_LEVELS", "TrainConfig", "load_config_file"]
+__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "RESUME_OVERRIDES", "SCORE_LEVELS", "STUDENTS", "TrainConfig",
+           "load_config_file"]
 
-DATASETS = ("mvtec2d", "mvtec3d", "folder")
+Dataset = Literal["mvtec2d", "mvtec3d", "folder"]
+Student = Literal["same", "light"]  # cdo_train.students
+Head = Literal["cdo", "cdo+knn"]  # cdo+knn: fused with the memory bank (cdo_train.memory_bank)
+ScoreRule = Literal["max", "topk_mean"]
+DATASETS: tuple[str, ...] = get_args(Dataset)
+STUDENTS: tuple[str, ...] = get_args(Student)
+HEADS: tuple[str, ...] = get_args(Head)
 DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/results/hard_surfaces.md)
 SCORE_LEVELS = 0  # the image score reads all levels; 2 (strides 4 + 8) helps stochastic surfaces, costs others
                   # (docs/results/hard_surfaces.md, "Image score")
 _LENGTH_KEYS = ("steps", "epochs")
-STUDENTS = ("same", "light")  # cdo_train.students
-HEADS = ("cdo", "cdo+knn")  # cdo+knn: fused with the memory bank (cdo_train.memory_bank)
-_PATH_KEYS = ("data_root", "output_dir", "calibration_dir")
 _FOLDER_KEYS = ("normal_dir", "abnormal_dir", "mask_dir", "normal_test_dir")  # relative to data_root
+_RESUME = {"resume": True}  # a field --resume may change: it does not change what is computed (except the device)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+def _absolute(value: str | None) -> str | None:
+    return None if value is None else os.path.abspath(os.path.expanduser(value))
+
+
+def _weights(value: str | None) -> str | None:
+    return value if value in (None, "random") else _absolute(value)
+
+
+AbsPath = Annotated[Text, AfterValidator(_absolute)]
+
+
+class TrainConfig(Schema):
     """Everything a training run needs; written to ``config.yaml`` in the run folder."""
 
-    dataset: str = "mvtec2d"
-    data_root: str | None = None
-    class_names: tuple[str, ...] = ("all",)
-    normal_dir: str | None = None
-    abnormal_dir: str | None = None
-    mask_dir: str | None = None
-    normal_test_dir: str | None = None
-    test_split_ratio: float = 0.2
-    recursive: bool = False
-    calibration_dir: str | None = None
-    backbone: str = "tf_efficientnet_lite0"
-    teacher_weights: str | None = None
-    mom: bool = True
-    oom: bool = True
-    gamma: float = 2.0
-    steps: int | None = None
-    epochs: int | None = None
-    batch_size: int = 8
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    lr_final: float = 0.05
-    image_size: int = 256
-    seed: int = 111
-    seeds: int = 1
-    eval_every: int = 250
-    device: str = "auto"
-    amp: bool = True  # CUDA: fp16 autocast + GradScaler (cdo_train.step)
-    cpu_bf16: bool = True  # CPU: bf16 autocast where the CPU has native bf16 (cdo_train.step); else fp32
-    channels_last: bool | None = None  # NHWC model and batches; None: on CUDA only (slower on CPU, measured)
-    output_dir: str = "./result"
-    name: str | None = None
-    blur_sigma: float = 4.0
-    score_rule: str = "max"
-    topk: int = 100
-    score_levels: int = SCORE_LEVELS
-    head: str = "cdo"
-    bank_size: int = 1024
-    student: str = "same"
-    holdout_fraction: float = 0.1
-    foreground_only: bool = False
-    max_train_images: int | None = None
-    curriculum: str = "none"
-    knobs: tuple[str, ...] = ()
-    curriculum_params: dict[str, Any] = field(default_factory=dict)
-    knob_ranges: dict[str, Any] = field(default_factory=dict)
-    synth: dict[str, Any] = field(default_factory=dict)
-    ordering: str | None = None
-    ordering_params: dict[str, Any] = field(default_factory=dict)
-    progress: bool = True
-    save_every: int = 10
+    _what = "config key"
 
-    def __post_init__(self) -> None:
-        self._check_types()
-        self._absolute_paths()
-        if self.dataset not in DATASETS:
-            raise CdoError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+    dataset: Dataset = Field("mvtec2d", description="Data layout; folder: good images, or anomalib-style labelled "
+                             "folders.")
+    data_root: AbsPath | None = Field(None, description="Dataset root folder (required, here or in a --config).")
+    class_names: Names = Field(("all",), description="Classes to train, or 'all'; a folder dataset's class is named "
+                               "after its folder.")
+    normal_dir: Text | None = Field(None, description="--dataset folder: good training images (under --data-root).")
+    abnormal_dir: Text | None = Field(None, description="--dataset folder: defective test images (anomalib's name).")
+    mask_dir: Text | None = Field(None, description="--dataset folder: masks of the abnormal images, matched by "
+                                  "file name.")
+    normal_test_dir: Text | None = Field(None, description="--dataset folder: good test images (default: "
+                                         "test_split_ratio of --normal-dir, as anomalib).")
+    test_split_ratio: Float = Field(0.2, ge=0, lt=1, description="--dataset folder without --normal-test-dir: "
+                                    "the share of the good images tested.")
+    recursive: Bool = Field(False, description="--dataset folder: find good images in sub-folders too.")
+    calibration_dir: AbsPath | None = Field(None, description="Folder of good images (>= 10) that set the "
+                                            "thresholds, instead of a hold-out of the training images.")
+    backbone: Text = Field("tf_efficientnet_lite0", description="Teacher/student network.")
+    teacher_weights: Annotated[Text, AfterValidator(_weights)] | None = Field(
+        None, description="PATH (.pth/.safetensors) or 'random'; default: packaged/cached.")
+    mom: Bool = Field(True, description="Synthetic anomalies (multi-objective optimisation).")
+    oom: Bool = Field(True, description="Pixel reweighting (overlap optimisation).")
+    gamma: Float = Field(2.0, ge=0, description="OOM focusing exponent.")
+    steps: Int | None = Field(None, ge=1, description=f"Training length in optimiser steps, whatever the dataset "
+                              f"size (default {DEFAULT_STEPS}).")
+    epochs: Int | None = Field(None, ge=1, description="Training length in passes over the data (instead of "
+                               "--steps).")
+    batch_size: Int = Field(8, ge=1, description="Training batch size.")
+    lr: Float = Field(2e-3, gt=0, description="Learning rate at the first step (AdamW).")
+    weight_decay: Float = Field(1e-4, ge=0, description="AdamW weight decay.")
+    lr_final: Float = Field(0.05, gt=0, le=1, description="The fraction of lr reached at the last step "
+                            "(exponential decay per step).")
+    image_size: Int = Field(256, ge=32, multiple_of=16, description="Side of the square training images, px.")
+    seed: Int = Field(111, description="Random seed (weights, batches, synthetic anomalies).")
+    seeds: Int = Field(1, ge=1, description="Run N seeds: seed, seed+1, ...")
+    eval_every: Int = Field(250, ge=1, description="Evaluate every N optimiser steps and at the end.")
+    device: Text = Field("auto", description="auto, cpu or cuda:N.", json_schema_extra=_RESUME)
+    amp: Bool = Field(True, description="CUDA: fp16 autocast with a GradScaler.")
+    cpu_bf16: Bool = Field(True, description="CPU: bf16 autocast in the training step where the CPU has native bf16 "
+                           "(AVX512-BF16, AMX; elsewhere fp32, as bf16 would be slower); evaluation stays fp32.")
+    channels_last: Bool | None = Field(None, description="Channels-last (NHWC) model and batches in training; "
+                                       "default: on CUDA, off on CPU (slower there, measured).")
+    output_dir: AbsPath = Field("./result", description="Where run folders go.")
+    name: Text | None = Field(None, description="Experiment name (default <backbone>-<curriculum>).")
+    blur_sigma: Float = Field(4.0, ge=0, description="Gaussian blur of the anomaly map, px.")
+    score_rule: ScoreRule = Field("max", description="Image score: the map's max or the mean of its topk largest "
+                                  "values.")
+    topk: Int = Field(100, ge=1, description="Pixels averaged by score_rule topk_mean.")
+    score_levels: Int = Field(SCORE_LEVELS, ge=0, le=3, description="The image score reads the map of the first N "
+                              "feature levels (strides 4, 8, 16); 0 = all three, the paper's. 2 raised image AUROC "
+                              "on stochastic hard surfaces but lowered it on others (docs/results/hard_surfaces.md). "
+                              "The anomaly map always sums all three; with --head cdo+knn the score is the fused "
+                              "map's.")
+    head: Head = Field("cdo", description="cdo: teacher/student discrepancy; cdo+knn: fused with a memory bank of "
+                       "normal teacher patches.")
+    bank_size: Int = Field(1024, ge=1, description="Memory-bank patches for --head cdo+knn.")
+    student: Student = Field("same", description="same: the teacher's architecture (the paper's); light: a small "
+                             "asymmetric student.")
+    holdout_fraction: Float = Field(0.1, ge=0, lt=1, description="Share of the good training images held out "
+                                    "to calibrate the thresholds (without calibration_dir).")
+    foreground_only: Bool = Field(False, description="Keep synthetic anomalies on the object (object classes on a "
+                                 "plain background).")
+    max_train_images: Int | None = Field(None, ge=0, description="Train on at most N images (0 or null: all).")
+    curriculum: Text = Field("none", description="Curriculum schedule.")
+    knobs: Names = Field((), description="Difficulty knobs driven by the curriculum.")
+    curriculum_params: dict[str, Any] = Field(default_factory=dict, description="Schedule parameters, e.g. "
+                                              "stages: 3.")
+    knob_ranges: dict[str, Any] = Field(default_factory=dict, description="Per knob, its easy and/or hard value.")
+    synth: dict[str, Any] = Field(default_factory=dict, description="Synthetic-anomaly parameters "
+                                  "(cdo_train.anomalies.SynthParams).")
+    ordering: Text | None = Field(None, description="Per-sample ordering curriculum scorer.")
+    ordering_params: dict[str, Any] = Field(default_factory=dict, description="Ordering parameters: start (fraction "
+                                            "of images at t=0), warmup_steps.")
+    progress: Bool = Field(True, description="Progress bars.", json_schema_extra=_RESUME)
+    save_every: Int = Field(10, ge=0, description="Save a checkpoint every N epochs (0: only on Ctrl-C / SIGTERM).",
+                            json_schema_extra=_RESUME)
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, value: str) -> str:
+        from .backbones import BACKBONES
+
+        BACKBONES.get(value)  # unknown names fail early, with suggestions
+        return value
+
+    @field_validator("synth")
+    @classmethod
+    def _synth(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value:
+            from .anomalies import SynthParams
+
+            SynthParams.from_dict(value)  # unknown keys / bad values fail here
+        return value
+
+    @model_validator(mode="after")
+    def _combinations(self) -> "TrainConfig":
         checks = [
-            (self.steps is None or self.steps >= 1, "--steps must be >= 1"),
-            (self.epochs is None or self.epochs >= 1, "--epochs must be >= 1"),
             (self.steps is None or self.epochs is None, "give --steps or --epochs, not both"),
-            (0.0 < self.lr_final <= 1.0, "lr_final (the fraction of --lr reached at the last step) must be in (0, 1]"),
-            (self.batch_size >= 1, "--batch-size must be >= 1"),
-            (self.lr > 0, "--lr must be > 0"),
-            (self.image_size >= 32 and self.image_size % 16 == 0, "--image-size must be a multiple of 16, >= 32"),
-            (self.eval_every >= 1, "--eval-every (optimiser steps) must be >= 1"),
-            (self.seeds >= 1, "--seeds must be >= 1"),
-            (self.gamma >= 0, "--gamma must be >= 0"),
-            (0.0 <= self.holdout_fraction < 1.0, "holdout_fraction must be in [0, 1)"),
-            (self.score_rule in ("max", "topk_mean"), "score_rule must be max or topk_mean"),
-            (0 <= self.score_levels <= 3, "--score-levels must be 0 (all levels), 1, 2 or 3"),
-            (self.head in HEADS, f"--head must be one of {', '.join(HEADS)}"),
-            (self.bank_size >= 1, "--bank-size must be >= 1"),
-            (self.student in STUDENTS, f"--student must be one of {', '.join(STUDENTS)}"),
-            (self.save_every >= 0, "--save-every (epochs between checkpoints; 0 = only when interrupted) must be >= 0"),
-            (0.0 <= self.test_split_ratio < 1.0, "test_split_ratio must be in [0, 1)"),
             (self.dataset == "folder" or not (self.recursive or any(getattr(self, k) for k in _FOLDER_KEYS)),
              "--normal-dir, --abnormal-dir, --mask-dir, --normal-test-dir and --recursive apply to --dataset folder"),
             (self.mask_dir is None or self.abnormal_dir is not None, "--mask-dir needs --abnormal-dir (masks of the "
@@ -138,31 +181,16 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise CdoError(msg)
-        from .backbones import BACKBONES
-
-        BACKBONES.get(self.backbone)  # unknown names fail early, with suggestions
-        if self.synth:
-            from .anomalies import SynthParams
-
-            SynthParams.from_dict(self.synth)  # unknown keys / bad values fail here
         if self.curriculum != "none" or self.knobs or self.curriculum_params or self.knob_ranges or self.ordering:
-            self._check_curriculum()
+            from .curriculum import build_schedule
+            from .difficulty import validate_knobs
+            from .ordering import check_ordering
 
-    def _check_types(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            checked = _checked(f.name, value, hints[f.name])
-            if checked is not value:
-                object.__setattr__(self, f.name, checked)
-
-    def _absolute_paths(self) -> None:
-        for key in _PATH_KEYS:
-            value = getattr(self, key)
-            if value is not None:
-                object.__setattr__(self, key, os.path.abspath(os.path.expanduser(value)))
-        if self.teacher_weights not in (None, "random"):
-            object.__setattr__(self, "teacher_weights", os.path.abspath(os.path.expanduser(self.teacher_weights)))
+            build_schedule(self.curriculum, self.curriculum_params, seed=self.seed)
+            validate_knobs(self.knobs, self.knob_ranges)
+            if self.ordering is not None:
+                check_ordering(self.ordering, self.ordering_params)
+        return self
 
     def folder(self, key: str) -> str | None:
         """``normal_dir``, ``abnormal_dir``, ``mask_dir`` or ``normal_test_dir`` as an absolute path
@@ -171,19 +199,6 @@ class TrainConfig:
         if value is None or self.data_root is None:
             return value
         return os.path.join(self.data_root, os.path.expanduser(value))
-
-    def _check_curriculum(self) -> None:
-        from .curriculum import build_schedule
-        from .difficulty import validate_knobs
-        from .ordering import check_ordering
-
-        for key in ("curriculum_params", "knob_ranges", "ordering_params"):
-            if not isinstance(getattr(self, key), dict):
-                raise CdoError(f"{key} must be a mapping of name: value, got {getattr(self, key)!r}")
-        build_schedule(self.curriculum, self.curriculum_params, seed=self.seed)
-        validate_knobs(self.knobs, self.knob_ranges)
-        if self.ordering is not None:
-            check_ordering(self.ordering, self.ordering_params)
 
     @property
     def experiment(self) -> str:
@@ -195,28 +210,17 @@ class TrainConfig:
         return f"{self.backbone}-{self.curriculum}" + (f"-{knobs}" if knobs else "") + order
 
     def merged(self, overrides: dict[str, Any]) -> "TrainConfig":
-        """A copy with ``overrides`` applied; unknown keys fail with suggestions; None is ignored.
+        """A validated copy with ``overrides`` applied; unknown keys fail with suggestions; None is ignored.
 
         ``steps`` and ``epochs`` say the same thing: the one in ``overrides`` replaces the other."""
-        names = {f.name for f in dataclasses.fields(self)}
-        clean: dict[str, Any] = {}
-        for key, value in overrides.items():
-            key = key.replace("-", "_")
-            if key not in names:
-                close = difflib.get_close_matches(key, sorted(names), n=3)
-                hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                raise CdoError(f"unknown config key {key!r}{hint}")
-            if value is None:
-                continue
-            if key in ("class_names", "knobs"):
-                value = (value,) if isinstance(value, str) else tuple(value)
-            clean[key] = value
+        clean = {key.replace("-", "_"): value for key, value in overrides.items()}
+        clean = {key: value for key, value in clean.items() if value is not None or key not in type(self).model_fields}
         given = [k for k in _LENGTH_KEYS if k in clean]
         if len(given) == 2:
             raise CdoError("give steps or epochs, not both (they are two ways to set the training length)")
         for key in given:
             clean[_LENGTH_KEYS[1 - _LENGTH_KEYS.index(key)]] = None
-        return dataclasses.replace(self, **clean)
+        return type(self)(**{**dict(self), **clean})  # validated as a new config (model_copy would not check)
 
     def total_steps(self, n_train: int) -> int:
         """Optimiser steps of a run on ``n_train`` training images."""
@@ -227,62 +231,17 @@ class TrainConfig:
         return DEFAULT_STEPS
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        """The fields as plain YAML/JSON values (lists, absolute folders): ``merged`` takes it back."""
+        d = self.model_dump()
         d["class_names"] = list(self.class_names)
         d["knobs"] = list(self.knobs)
         d.update({k: self.folder(k) for k in _FOLDER_KEYS})  # absolute: config.yaml works from anywhere
         return d
 
 
-def _describe(hint: Any) -> str:
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    if hint in names:
-        return names[hint]
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        return "a list of strings"
-    if origin is dict:
-        return "a mapping of name: value"
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(hint) if a is not type(None)) + " or null"
-    return str(hint)
-
-
-def _checked(key: str, value: Any, hint: Any) -> Any:
-    """``value`` if it has the type ``hint`` describes (coerced where lossless), else a one-line CdoError."""
-    declared, origin = hint, typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
-        origin = typing.get_origin(hint)
-    ok = False
-    if hint is bool:
-        ok = isinstance(value, bool)
-    elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif hint is float:
-        if isinstance(value, str):  # YAML 1.1 reads 2e-3 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            return value if isinstance(value, float) else float(value)
-    elif hint is str:
-        if isinstance(value, Path):
-            return str(value)
-        ok = isinstance(value, str)
-    elif origin is tuple:
-        if isinstance(value, str):
-            return (value,)
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            return value if isinstance(value, tuple) else tuple(value)
-    elif origin is dict:
-        ok = isinstance(value, dict)
-    if not ok:
-        raise CdoError(f"config key {key!r} must be {_describe(declared)}, got {value!r} ({type(value).__name__})")
-    return value
+#: the fields ``--resume`` accepts next to it (they do not change what is computed, except the device)
+RESUME_OVERRIDES: tuple[str, ...] = tuple(k for k, f in TrainConfig.model_fields.items()
+                                          if f.json_schema_extra == _RESUME)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

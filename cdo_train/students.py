@@ -26,9 +26,9 @@ from torch import nn
 
 from cdo_deploy.errors import CdoError
 
-__all__ = ["STUDENTS", "build_student"]
+from .config import STUDENTS
 
-STUDENTS = ("same", "light")
+__all__ = ["STUDENTS", "build_student"]
 
 
 def build_student(name: str, channels: tuple[int, int, int]) -> nn.Module:

@@ -39,7 +39,7 @@ from cdo_deploy.errors import CdoError
 
 from .anomalies import synthesize
 from .checkpoint import load_checkpoint
-from .config import TrainConfig
+from .config import RESUME_OVERRIDES, TrainConfig
 from .data.splits import run_classes
 from .loop import RunResult, TrainingRun
 from .runio import check_run_dir, run_dir_of
@@ -49,9 +49,6 @@ from .step import batch_loss, to_float_batch
 __all__ = ["RESUME_OVERRIDES", "RunResult", "resolve_device", "resume", "resume_config", "train", "train_one"]
 
 log = logging.getLogger(__name__)
-
-#: the options ``--resume`` accepts next to it (they do not change what is computed, except the device)
-RESUME_OVERRIDES = ("device", "progress", "save_every")
 
 
 def resolve_device(spec: str) -> torch.device:

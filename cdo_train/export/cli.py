@@ -21,9 +21,11 @@ from cdo_deploy.errors import CdoError
 from cdo_deploy.thresholds import fmt_threshold
 
 from .formats import (
+    AOTI_PRECISIONS,
     CALIB_METHODS,
     ENGINE_PRECISIONS,
     INT8_ACTIVATIONS,
+    INT8_THRESHOLDS,
     MAX_OPSET,
     MEASURED_ON,
     MIN_OPSET,
@@ -32,6 +34,8 @@ from .formats import (
 )
 
 __all__ = ["main"]
+
+_DEFAULTS = {name: f.default for name, f in ExportOptions.model_fields.items()}  # shown in --help, written once
 
 
 def _list_formats() -> None:
@@ -72,7 +76,8 @@ def _export_with_progress(run_dir: Path, bundle: Path, opts: ExportOptions):
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("run_dir", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "bundle", type=click.Path(path_type=Path), help="Bundle folder to write.")
-@click.option("--opset", type=int, default=17, show_default=True, help=f"ONNX opset ({MIN_OPSET}..{MAX_OPSET}).")
+@click.option("--opset", type=int, default=_DEFAULTS["opset"], show_default=True,
+              help=f"ONNX opset ({MIN_OPSET}..{MAX_OPSET}).")
 @click.option("--fp16", is_flag=True, help="Also write model_fp16.onnx (fp16 backbones, fp32 head).")
 @click.option("--int8", is_flag=True, help="Also write model_int8.onnx (Q/DQ, calibrated on good training images).")
 @click.option("--calib-images", type=int, default=None, help="Good images used for int8 calibration [64].")
@@ -88,7 +93,7 @@ def _export_with_progress(run_dir: Path, bundle: Path, opts: ExportOptions):
 @click.option("--int8-activations", type=click.Choice(INT8_ACTIVATIONS), default=None,
               help="int8 activation type: uint8 (asymmetric, fastest and most accurate on CPUs) or int8 "
                    "(symmetric, for TensorRT) [uint8; int8 with --engine-precision int8].")
-@click.option("--int8-thresholds", type=click.Choice(("own", "bundle")), default=None,
+@click.option("--int8-thresholds", type=click.Choice(INT8_THRESHOLDS), default=None,
               help="int8 decisions at its own thresholds, re-calibrated on its outputs by training's rule "
                    "[own], or at the fp32 bundle's.")
 @click.option("--accept-int8", is_flag=True,
@@ -97,17 +102,22 @@ def _export_with_progress(run_dir: Path, bundle: Path, opts: ExportOptions):
 @click.option("--engine", is_flag=True, help="Build a TensorRT engine here (needs TensorRT and the target GPU).")
 @click.option("--engine-precision", type=click.Choice(ENGINE_PRECISIONS), default=None,
               help="Engine precision [fp16]; fp16 adds the fp16 variant, int8 needs --int8.")
-@click.option("--min-batch", type=int, default=1, show_default=True, help="Smallest batch (engine profile).")
-@click.option("--opt-batch", type=int, default=8, show_default=True, help="Batch to optimise for (engine, Triton).")
-@click.option("--max-batch", type=int, default=32, show_default=True, help="Largest batch (engine, Triton).")
-@click.option("--workspace-mb", type=int, default=2048, show_default=True, help="TensorRT builder workspace, MiB.")
+@click.option("--min-batch", type=int, default=_DEFAULTS["min_batch"], show_default=True,
+              help="Smallest batch (engine profile).")
+@click.option("--opt-batch", type=int, default=_DEFAULTS["opt_batch"], show_default=True,
+              help="Batch to optimise for (engine, Triton).")
+@click.option("--max-batch", type=int, default=_DEFAULTS["max_batch"], show_default=True,
+              help="Largest batch (engine, Triton).")
+@click.option("--workspace-mb", type=int, default=_DEFAULTS["workspace_mb"], show_default=True,
+              help="TensorRT builder workspace, MiB.")
 @click.option("--aoti", is_flag=True,
               help="Also write an AOTInductor package for the torch backend (fp16 on this GPU, else fp32 CPU).")
-@click.option("--aoti-precision", type=click.Choice(("fp32", "fp16")), default=None,
+@click.option("--aoti-precision", type=click.Choice(AOTI_PRECISIONS), default=None,
               help="AOTI backbone precision [fp16 on CUDA, fp32 on CPU].")
 @click.option("--triton-repo", type=click.Path(path_type=Path), default=None,
               help="Also write a Triton model repository there (<repo>/<name>/config.pbtxt, 1/model.onnx).")
-@click.option("--model-name", default="cdo", show_default=True, help="Triton model name.")
+@click.option("--model-name", default=_DEFAULTS["model_name"], show_default=True,
+              help="Triton model name.")
 @click.option("--simplify/--no-simplify", default=None, help="Fold constants with onnxslim [on when installed].")
 @click.option("--force", "-f", is_flag=True, help="Replace an existing bundle folder / Triton model.")
 @click.option("--allow-interrupted", is_flag=True,

@@ -15,18 +15,22 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
+
+from pydantic import ConfigDict, Field
 
 from cdo_deploy.errors import CdoError
+from cdo_deploy.schema import Bool, Float, Int, Schema
 
 __all__ = [
+    "AOTI_PRECISIONS",
     "CALIB_METHODS",
     "ENGINE_PRECISIONS",
     "INT8_ACTIVATIONS",
+    "INT8_THRESHOLDS",
     "EXPORT_FORMATS",
     "MAX_OPSET",
     "MIN_OPSET",
@@ -40,17 +44,23 @@ __all__ = [
 ]
 
 MIN_OPSET, MAX_OPSET = 17, 24
+CalibMethod = Literal["minmax", "percentile", "entropy"]
+Int8Activations = Literal["uint8", "int8"]
+Int8Thresholds = Literal["own", "bundle"]
+EnginePrecision = Literal["fp32", "fp16", "int8"]
+AotiPrecision = Literal["fp32", "fp16"]
 #: int8 calibration methods (ONNX Runtime's MinMax, Percentile at 99.999 %, Entropy).
-CALIB_METHODS = ("minmax", "percentile", "entropy")
+CALIB_METHODS: tuple[str, ...] = get_args(CalibMethod)
 #: int8 defaults, chosen by tools/int8_study.py (docs/guides/int8.md).
 DEFAULT_CALIB_METHOD = "minmax"
 DEFAULT_KEEP_ENDS = False
 #: int8 check tolerance (--int8-tolerance): AUROC/AUPRO points and % of test decisions (int8_check.py).
 DEFAULT_TOLERANCE = 0.5
 #: activation types of the int8 variant: uint8 (asymmetric; CPU runtimes) or int8 (symmetric; TensorRT).
-INT8_ACTIVATIONS = ("uint8", "int8")
-ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
-AOTI_PRECISIONS = ("fp32", "fp16")
+INT8_ACTIVATIONS: tuple[str, ...] = get_args(Int8Activations)
+ENGINE_PRECISIONS: tuple[str, ...] = get_args(EnginePrecision)
+AOTI_PRECISIONS: tuple[str, ...] = get_args(AotiPrecision)
+INT8_THRESHOLDS: tuple[str, ...] = get_args(Int8Thresholds)
 
 
 @dataclass(frozen=True)
@@ -153,9 +163,9 @@ def format_rows() -> list[dict[str, str]]:
     return rows
 
 
-@dataclass(frozen=True)
-class ExportOptions:
-    """What ``cdo-export`` writes; :meth:`validate` rejects incompatible combinations.
+class ExportOptions(Schema):
+    """What ``cdo-export`` writes, checked when built (types, choices, ranges: one-line ``CdoError`` naming the
+    flag); :meth:`validate` rejects incompatible combinations and missing modules.
 
     Attributes:
         opset: ONNX opset, 17..24.
@@ -189,32 +199,41 @@ class ExportOptions:
         allow_interrupted: export a run that was interrupted (``summary.json`` status) as it is.
     """
 
-    opset: int = 17
-    fp16: bool = False
-    int8: bool = False
-    calib_images: int | None = None
+    model_config = ConfigDict(protected_namespaces=())
+
+    opset: Int = Field(17, ge=MIN_OPSET, le=MAX_OPSET)
+    fp16: Bool = False
+    int8: Bool = False
+    calib_images: Int | None = Field(None, ge=1)
     calib_dir: Path | None = None
-    calib_method: str | None = None
-    int8_keep_ends: bool | None = None
-    int8_tolerance: float | None = None
-    accept_int8: bool = False
-    int8_thresholds: str | None = None
-    int8_activations: str | None = None
-    openvino: bool = False
-    engine: bool = False
-    engine_precision: str | None = None
-    min_batch: int = 1
-    opt_batch: int = 8
-    max_batch: int = 32
-    workspace_mb: int = 2048
-    aoti: bool = False
-    aoti_precision: str | None = None
+    calib_method: CalibMethod | None = None
+    int8_keep_ends: Bool | None = None
+    int8_tolerance: Float | None = Field(None, ge=0, le=100)
+    accept_int8: Bool = False
+    int8_thresholds: Int8Thresholds | None = None
+    int8_activations: Int8Activations | None = None
+    openvino: Bool = False
+    engine: Bool = False
+    engine_precision: EnginePrecision | None = None
+    min_batch: Int = Field(1, ge=1)
+    opt_batch: Int = Field(8, ge=1)
+    max_batch: Int = Field(32, ge=1)
+    workspace_mb: Int = Field(2048, ge=64)
+    aoti: Bool = False
+    aoti_precision: AotiPrecision | None = None
     triton_repo: Path | None = None
-    model_name: str = "cdo"
-    simplify: bool | None = None
-    verify: bool = True
-    force: bool = False
-    allow_interrupted: bool = False
+    model_name: str = Field("cdo", pattern=r"^[A-Za-z0-9_-]+$",
+                            json_schema_extra={"takes": "letters, digits, '-' and '_'"})
+    simplify: Bool | None = None
+    verify: Bool = True
+    force: Bool = False
+    allow_interrupted: Bool = False
+
+    _what = "export option"
+
+    @classmethod
+    def _label(cls, key: str) -> str:
+        return "--" + key.replace("_", "-")  # every option is the cdo-export flag of that name
 
     @property
     def precision(self) -> str:
@@ -262,15 +281,9 @@ class ExportOptions:
         """Options from keyword arguments (the Python API); an unknown name fails with suggestions.
 
         Raises:
-            CdoError: an unknown option.
+            CdoError: an unknown option or a bad value.
         """
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in options:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=3)
-                hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                raise CdoError(f"unknown export option {key!r}{hint}")
-        return cls(**options)  # type: ignore[arg-type]
+        return cls(**options)
 
     def validate(self) -> "ExportOptions":
         """Check option combinations and installed modules; returns ``self``.
@@ -278,8 +291,6 @@ class ExportOptions:
         Raises:
             CdoError: the first problem found, naming the flags involved.
         """
-        if not MIN_OPSET <= self.opset <= MAX_OPSET:
-            raise CdoError(f"--opset {self.opset} is not supported: use {MIN_OPSET}..{MAX_OPSET}")
         int8_only = {"--calib-images": self.calib_images is not None, "--calib-dir": self.calib_dir is not None,
                      "--calib-method": self.calib_method is not None, "--int8-keep-ends": self.int8_keep_ends is not None,
                      "--int8-tolerance": self.int8_tolerance is not None, "--accept-int8": self.accept_int8,
@@ -288,37 +299,19 @@ class ExportOptions:
         for flag, given in int8_only.items():
             if given and not self.int8:
                 raise CdoError(f"{flag} only applies to --int8")
-        if self.calib_method is not None and self.calib_method not in CALIB_METHODS:
-            raise CdoError(f"--calib-method must be one of {', '.join(CALIB_METHODS)}, got {self.calib_method!r}")
-        if self.int8_activations not in (None, *INT8_ACTIVATIONS):
-            raise CdoError(f"--int8-activations must be one of {', '.join(INT8_ACTIVATIONS)}")
         if self.engine and self.precision == "int8" and self.activations != "int8":
             raise CdoError("--engine-precision int8 needs --int8-activations int8 (TensorRT takes symmetric int8 only)")
-        if self.int8_thresholds not in (None, "own", "bundle"):
-            raise CdoError(f"--int8-thresholds must be own or bundle, got {self.int8_thresholds!r}")
-        if self.int8_tolerance is not None and not 0 <= self.int8_tolerance <= 100:
-            raise CdoError(f"--int8-tolerance must be within [0, 100] points, got {self.int8_tolerance}")
         if self.calib_dir is not None and not Path(self.calib_dir).is_dir():
             raise CdoError(f"--calib-dir {self.calib_dir} is not a folder")
-        if self.calib_images is not None and self.calib_images < 1:
-            raise CdoError(f"--calib-images must be >= 1, got {self.calib_images}")
         if self.engine_precision is not None and not self.engine:
             raise CdoError("--engine-precision only applies to --engine")
-        if self.engine_precision is not None and self.engine_precision not in ENGINE_PRECISIONS:
-            raise CdoError(f"--engine-precision must be one of {', '.join(ENGINE_PRECISIONS)}")
         if self.aoti_precision is not None and not self.aoti:
             raise CdoError("--aoti-precision only applies to --aoti")
-        if self.aoti_precision is not None and self.aoti_precision not in AOTI_PRECISIONS:
-            raise CdoError(f"--aoti-precision must be one of {', '.join(AOTI_PRECISIONS)}")
         if self.engine and self.precision == "int8" and not self.int8:
             raise CdoError("--engine-precision int8 needs --int8 (the engine is built from model_int8.onnx)")
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
             raise CdoError(f"batch range must satisfy 1 <= --min-batch <= --opt-batch <= --max-batch, got "
                            f"{self.min_batch}/{self.opt_batch}/{self.max_batch}")
-        if self.workspace_mb < 64:
-            raise CdoError(f"--workspace-mb must be >= 64, got {self.workspace_mb}")
-        if not self.model_name or not self.model_name.replace("_", "").replace("-", "").isalnum():
-            raise CdoError(f"--model-name {self.model_name!r}: use letters, digits, '-' and '_'")
         if self.simplify and not module_available("onnxslim"):
             raise CdoError("--simplify needs onnxslim (pip install onnxslim)")
         for name in self.formats():

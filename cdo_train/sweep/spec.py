@@ -35,13 +35,12 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cdo_deploy.errors import CdoError
+from cdo_deploy.errors import CdoError, did_you_mean
 
 from ..config import TrainConfig, load_config_file
 from ..data.splits import run_classes
@@ -93,11 +92,6 @@ class Sweep:
     trials: tuple[Trial, ...]
 
 
-def _suggest(key: str, names) -> str:
-    close = difflib.get_close_matches(key, sorted(names), n=3)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
-
-
 def _mapping(value: Any, what: str) -> dict[str, Any]:
     if value is None:
         return {}
@@ -141,7 +135,7 @@ def _name(template: str | None, point: dict[str, Any], cfg: TrainConfig) -> str:
     try:
         name = template.format(**fields)
     except KeyError as e:
-        raise CdoError(f"sweep name {template!r}: unknown field {e.args[0]!r}{_suggest(e.args[0], fields)}") from None
+        raise CdoError(f"sweep name {template!r}: unknown field {e.args[0]!r}{did_you_mean(e.args[0], fields)}") from None
     except (IndexError, ValueError) as e:
         raise CdoError(f"sweep name {template!r}: {e} (use {{field}} placeholders)") from None
     if not name or "/" in name or name in (".", ".."):
@@ -173,7 +167,7 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
     spec = load_config_file(path)
     for key in spec:
         if key not in SWEEP_KEYS:
-            raise CdoError(f"{path}: unknown sweep key {key!r}{_suggest(key, SWEEP_KEYS)}; cdo-train fields go "
+            raise CdoError(f"{path}: unknown sweep key {key!r}{did_you_mean(key, SWEEP_KEYS)}; cdo-train fields go "
                            "under base: or grid:")
     base = _mapping(spec.get("base"), f"{path}: base")
     for key, value in (overrides or {}).items():

@@ -80,8 +80,8 @@ def _one_line_error(r, needle: str) -> None:
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--opset", "16"], "--opset 16"),
-    (["--opset", "25"], "17..24"),
+    (["--opset", "16"], "--opset must be an integer in [17, 24], got 16"),
+    (["--opset", "25"], "[17, 24], got 25"),
     (["--engine", "--engine-precision", "int8"], "needs --int8"),
     (["--engine-precision", "fp16"], "only applies to --engine"),
     (["--calib-images", "8"], "only applies to --int8"),

@@ -53,7 +53,7 @@ def test_cdo_train_is_deterministic_on_cpu(tiny_demo_root, tmp_path):
 def test_cdo_train_user_errors_are_one_line(tmp_path):
     cases = [
         (["--data-root", tmp_path / "missing", "--class-name", "x"], "not"),
-        (["--data-root", tmp_path, "--epochs", "0"], "--epochs"),
+        (["--data-root", tmp_path, "--epochs", "0"], "config key 'epochs' must be an integer >= 1 or null, got 0"),
         (["--data-root", tmp_path, "--backbone", "resnet19"], "resnet18"),
         (["--config", tmp_path / "none.yaml"], "config file not found"),
     ]

@@ -84,5 +84,5 @@ def test_head_option_is_validated(head):
     from cdo_train.config import TrainConfig
 
     assert TrainConfig(head=head).head == head
-    with pytest.raises(Exception, match="--head"):
+    with pytest.raises(Exception, match="'head' must be one of cdo, cdo\\+knn"):
         TrainConfig(head="knn")

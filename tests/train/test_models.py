@@ -166,7 +166,7 @@ def test_score_levels_model_default_and_old_runs():
     with torch.no_grad():
         amap, score = m(torch.rand(2, 3, 64, 64))
     assert bool((score <= amap.flatten(1).amax(1) + 1e-6).all())
-    with pytest.raises(CdoError, match="score-levels"):
+    with pytest.raises(CdoError, match="'score_levels' must be an integer in \\[0, 3\\]"):
         TrainConfig(score_levels=4)
 
 

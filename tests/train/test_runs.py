@@ -45,7 +45,7 @@ def test_config_type_errors_name_the_key_and_type(tmp_path):
     bad.write_text('epochs: "ten"\n')
     r = run_cli("cdo-train", "--config", bad, "--data-root", tmp_path)
     assert r.returncode == 1 and r.stderr.strip() == \
-        "Error: config key 'epochs' must be an integer or null, got 'ten' (str)"
+        "Error: config key 'epochs' must be an integer >= 1 or null, got 'ten' (str)"
     cases = {"lr": "fast", "batch_size": 2.5, "amp": "yes", "knobs": [1], "curriculum_params": [1], "seed": True,
              "data_root": 3}
     for key, value in cases.items():
