@@ -119,7 +119,7 @@ class Schema(BaseModel):
     Subclasses set ``_what`` (how a key is named in messages) or override :meth:`_label`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)  # defaults pass the same checks
     _what: ClassVar[str] = "option"
 
     def __init__(self, **data: Any) -> None:
