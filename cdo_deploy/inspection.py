@@ -30,7 +30,7 @@ from typing import Any, Callable
 from .drift import DriftConfig, DriftMonitor
 from .errors import CdoError
 from .inspector import Inspector
-from .pipeline import Pipeline, PipelineConfig
+from .pipeline import DEFAULT_MAX_BATCH, Pipeline, PipelineConfig
 from .resume import check_resume, producer_key, start_fresh
 from .sinks import CsvSink, JsonlSink, LiveSink, MqttSink, OverlaySink, RouteSink, Sink
 from .sources import CameraSettings, FolderSource, classify_source, open_source
@@ -60,7 +60,7 @@ class InspectConfig:
     threshold: float | None = None
     pixel_threshold: float | None = None
     sensitivity: float | None = None
-    max_batch: int = 8
+    max_batch: int = DEFAULT_MAX_BATCH
     max_wait_ms: float = 5.0
     queue_size: int = 64
     workers: int = 2

@@ -54,11 +54,15 @@ from .sinks.base import GROUP_MAX, Sink
 from .sources.base import Item, Source
 from .status import RunStats, Summary
 
-__all__ = ["DropOldestQueue", "Pipeline", "PipelineConfig"]
+__all__ = ["DEFAULT_MAX_BATCH", "DropOldestQueue", "Pipeline", "PipelineConfig"]
 
 log = logging.getLogger(__name__)
 
 _END = object()
+
+
+#: the line's micro-batch limit (``cdo-inspect --max-batch``): small, so a part waits little for others
+DEFAULT_MAX_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class PipelineConfig:
         workers: pre-processing threads (decode + resize).
     """
 
-    max_batch: int = 8
+    max_batch: int = DEFAULT_MAX_BATCH
     max_wait_ms: float = 5.0
     queue_size: int = 64
     workers: int = 2

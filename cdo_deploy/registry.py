@@ -50,9 +50,8 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise CdoError(
-                f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; known: {', '.join(sorted(self._items))}"
-            ) from None
+            known = ", ".join(sorted(self._items))
+            raise CdoError(f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; known: {known}") from None
 
     def list(self, pattern: str = "*") -> list[str]:
         """Sorted names matching a shell-style wildcard."""

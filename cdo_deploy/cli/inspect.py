@@ -18,6 +18,7 @@ import click
 from ..backends import BACKENDS
 from ..errors import CdoError
 from ..inspection import InspectConfig, run_inspection
+from ..pipeline import DEFAULT_MAX_BATCH
 from ..sources import CameraSettings
 from ..status import Summary
 from ._camera import camera_options
@@ -58,7 +59,8 @@ def _install_signals(stop: threading.Event) -> None:
 @click.option("--pixel-threshold", type=float, default=None, help="Pixel threshold for defect regions.")
 @click.option("--sensitivity", type=click.FloatRange(0, 1), default=None,
               help="0..1: 0.5 = model.json thresholds, higher = more NG (1 = p99 of normal scores).")
-@click.option("--max-batch", default=8, show_default=True, type=click.IntRange(1), help="Micro-batch size limit.")
+@click.option("--max-batch", default=DEFAULT_MAX_BATCH, show_default=True, type=click.IntRange(1),
+              help="Micro-batch size limit.")
 @click.option("--max-wait-ms", default=5.0, show_default=True, type=click.FloatRange(0),
               help="Longest wait for a micro-batch to fill, ms.")
 @click.option("--queue-size", default=64, show_default=True, type=click.IntRange(1),

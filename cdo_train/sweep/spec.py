@@ -135,7 +135,8 @@ def _name(template: str | None, point: dict[str, Any], cfg: TrainConfig) -> str:
     try:
         name = template.format(**fields)
     except KeyError as e:
-        raise CdoError(f"sweep name {template!r}: unknown field {e.args[0]!r}{did_you_mean(e.args[0], fields)}") from None
+        raise CdoError(f"sweep name {template!r}: unknown field {e.args[0]!r}"
+                       f"{did_you_mean(e.args[0], fields)}") from None
     except (IndexError, ValueError) as e:
         raise CdoError(f"sweep name {template!r}: {e} (use {{field}} placeholders)") from None
     if not name or "/" in name or name in (".", ".."):
