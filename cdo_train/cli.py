@@ -21,6 +21,7 @@ import click
 from cdo_deploy.errors import CdoError
 
 from ._version import __version__
+from .config import LEVEL_NORM, LEVEL_NORMS
 
 __all__ = ["main"]
 
@@ -97,6 +98,10 @@ def _bool_option(name: str, dest: str, help: str):
                    "default 0 = all three, the paper's. 2 raised image AUROC on stochastic hard surfaces "
                    "but lowered it on others (docs/results/hard_surfaces.md). The anomaly map always sums all "
                    "three; with --head cdo+knn the score is the fused map's.")
+@click.option("--level-norm", type=click.Choice(list(LEVEL_NORMS)), default=None,
+              help="none: the anomaly map sums the levels' discrepancies as they are (the paper's); z: each "
+                   "level is first divided by its standard deviation over the held-out good images, so no level "
+                   "drowns the others (docs/results/photo_suite.md). Default: " + LEVEL_NORM + ".")
 @click.option("--student", type=click.Choice(["same", "light"]), default=None,
               help="same: the teacher's architecture (the paper's); light: a small asymmetric student.")
 @click.option("--head", type=click.Choice(["cdo", "cdo+knn"]), default=None,

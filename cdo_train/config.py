@@ -38,12 +38,15 @@ import yaml
 
 from cdo_deploy.errors import CdoError
 
-__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "SCORE_LEVELS", "TrainConfig", "load_config_file"]
+__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "LEVEL_NORM", "LEVEL_NORMS", "SCORE_LEVELS", "TrainConfig",
+           "load_config_file"]
 
 DATASETS = ("mvtec2d", "mvtec3d", "folder")
 DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/results/hard_surfaces.md)
 SCORE_LEVELS = 0  # the image score reads all levels; 2 (strides 4 + 8) helps stochastic surfaces, costs others
                   # (docs/results/hard_surfaces.md, "Image score")
+LEVEL_NORM = "none"  # the paper's plain sum of the levels; "z" scales each by 1 / its held-out good std
+LEVEL_NORMS = ("none", "z")  # cdo_train.level_norm
 _LENGTH_KEYS = ("steps", "epochs")
 STUDENTS = ("same", "light")  # cdo_train.students
 HEADS = ("cdo", "cdo+knn")  # cdo+knn: fused with the memory bank (cdo_train.memory_bank)
@@ -90,6 +93,7 @@ class TrainConfig:
     score_rule: str = "max"
     topk: int = 100
     score_levels: int = SCORE_LEVELS
+    level_norm: str = LEVEL_NORM
     head: str = "cdo"
     bank_size: int = 1024
     student: str = "same"
@@ -125,6 +129,7 @@ class TrainConfig:
             (0.0 <= self.holdout_fraction < 1.0, "holdout_fraction must be in [0, 1)"),
             (self.score_rule in ("max", "topk_mean"), "score_rule must be max or topk_mean"),
             (0 <= self.score_levels <= 3, "--score-levels must be 0 (all levels), 1, 2 or 3"),
+            (self.level_norm in LEVEL_NORMS, f"--level-norm must be one of {', '.join(LEVEL_NORMS)}"),
             (self.head in HEADS, f"--head must be one of {', '.join(HEADS)}"),
             (self.bank_size >= 1, "--bank-size must be >= 1"),
             (self.student in STUDENTS, f"--student must be one of {', '.join(STUDENTS)}"),

@@ -127,7 +127,7 @@ class TrainingRun:
             self.held = load_images(calib, size) if calib else None
         self.good_source = cfg.calibration_dir or "hold-out"
         mcfg = ModelConfig(cfg.backbone, size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights,
-                           student=cfg.student, score_levels=cfg.score_levels)
+                           student=cfg.student, score_levels=cfg.score_levels, level_norm=cfg.level_norm)
         self.precision = step_precision(cfg.amp, cfg.cpu_bf16, cfg.channels_last, device)
         self.model = CDOModel(mcfg).to(device)
         if self.precision.channels_last:
@@ -349,6 +349,28 @@ class TrainingRun:
         log.debug("checkpoint at step %d: %s", self.step, path)
         return path
 
+    def _normalise_levels(self, writer: RunWriter, evaluate_test: bool) -> None:
+        """With ``--level-norm z``: scale each level by 1 / its held-out good std (:mod:`cdo_train.level_norm`)
+        and, when ``evaluate_test``, log the normalised model's evaluation as the run's last record."""
+        if self.cfg.level_norm == "none":
+            return
+        from .level_norm import z_scales
+
+        images = self.held.images if self.held is not None and len(self.held.images) else None
+        if images is None:
+            log.warning("level normalisation: no held-out good images; the level statistics come from the "
+                        "training images, which the student has fitted (hold some images out: holdout_fraction)")
+            images = self.train_imgs.numpy()
+        self.model.set_level_scales(z_scales(self.model, images, self.device, self.cfg.batch_size))
+        log.info("level normalisation (%s): scales %s from %d good images", self.cfg.level_norm,
+                 ", ".join(f"{x:.4g}" for x in self.model.head.level_scales), len(images))
+        if evaluate_test and self.test is not None and self.cfg.head != "cdo+knn":  # (a bank logs its own)
+            record = {k: v for k, v in self.last.items() if k in ("epoch", "step", "loss", "lr")}
+            record["level_norm"] = self.cfg.level_norm
+            record.update(evaluate(self.model, self.test, self.device, self.cfg.batch_size))
+            writer.log_eval(record)
+            self.last = record
+
     def _attach_bank(self, writer: RunWriter) -> None:
         """With ``--head cdo+knn``: build the memory bank, attach it, and log the fused model's evaluation
         as the run's last record (the plain head's last record stays in ``metrics.jsonl`` before it)."""
@@ -368,6 +390,7 @@ class TrainingRun:
         self.last = record
 
     def _write_results(self, writer: RunWriter, interrupted: dict[str, Any] | None) -> dict[str, Any]:
+        self._normalise_levels(writer, evaluate_test=not interrupted)  # cheap: also for an interrupted run
         if not interrupted:  # an interrupted run is saved with the plain head (no bank)
             self._attach_bank(writer)
         save_model(self.model, writer.run_dir)

@@ -100,8 +100,8 @@ def resume_config(run_dir: str | Path, **overrides: Any) -> tuple[TrainConfig, d
                        f"(only {', '.join(RESUME_OVERRIDES)})")
     ckpt = load_checkpoint(run_dir)
     # a checkpoint from before a setting existed keeps what it was started with: the all-level score,
-    # fp32 steps on CPU
-    old = {"score_levels": 0, "cpu_bf16": False}
+    # fp32 steps on CPU, the plain level sum
+    old = {"score_levels": 0, "cpu_bf16": False, "level_norm": "none"}
     return TrainConfig().merged({**old, **ckpt["config"], **overrides}), ckpt
 
 
