@@ -145,8 +145,8 @@ def student_scores(model, images: np.ndarray, device: torch.device, batch_size: 
     n = len(images)
     for _step in range(warmup_steps):
         idx = torch.randint(0, n, (min(batch_size, n),), generator=gen).numpy()
-        x, mask = synthesize(_to_batch(images[idx], torch.device("cpu")), SynthParams(), gen, foreground_only)
-        loss = batch_loss(probe, x.to(device), mask, gamma=gamma, oom=True, precision=precision)
+        x, mask = synthesize(_to_batch(images[idx], device), SynthParams(), gen, foreground_only)
+        loss = batch_loss(probe, x, mask, gamma=gamma, oom=True, precision=precision)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -129,11 +129,10 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int, *, exist_ok: bool = 
         while not run.done:
             for idx in run.epoch_batches():
                 t, params, gamma = run.knobs()
-                x = to_float_batch(run.train_imgs[idx])
+                x = to_float_batch(run.train_imgs[idx].to(device, non_blocking=True))
                 mask = None
-                if cfg.mom:
+                if cfg.mom:  # the same anomalies on every device for a seed (cdo_train.anomalies)
                     x, mask = synthesize(x, params, run.gen, cfg.foreground_only)
-                x = x.to(device, non_blocking=True)
                 loss = batch_loss(run.model, x, mask, gamma=gamma, oom=cfg.oom, precision=run.precision)
                 run.optimise(loss, t, params, gamma, len(idx))
                 if stop.signum is not None:
