@@ -107,6 +107,16 @@ def shard(idx: torch.Tensor, rank: int, size: int) -> torch.Tensor:
     return padded[rank * per:(rank + 1) * per]
 
 
+def _share_ordering(run: TrainingRun, ctx: DistContext, device: torch.device) -> None:
+    """Give every process of a DDP group the group's first process's ordering scores (each process scored
+    the images itself, and GPU arithmetic need not agree bit for bit), so all draw the same batches."""
+    from .ordering import DataCurriculum
+
+    scores = torch.from_numpy(run.ordering.scores.copy()).to(device)
+    dist.broadcast(scores, src=dist.get_global_rank(ctx.group, 0), group=ctx.group)
+    run.ordering = DataCurriculum(scores.cpu().numpy(), run.ordering.start)
+
+
 def _group_mean(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """``value`` averaged over the run's process group (one all-reduce)."""
     if ctx.group_size == 1:
@@ -137,17 +147,16 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
         The run's result on the group's first process, ``None`` on the others.
 
     Raises:
-        CdoError: as :func:`cdo_train.trainer.train_one`, and for the per-sample
-            ``ordering`` curriculum (not supported here).
+        CdoError: as :func:`cdo_train.trainer.train_one`.
         TrainingInterrupted: SIGINT / SIGTERM, after the checkpoint was saved.
     """
-    if cfg.ordering is not None:
-        raise CdoError("--ordering is not supported with --nproc (train without --nproc)")
     device = resolve_device(cfg.device)
     if device.type == "cuda" and ctx.world_size > 1:
         device = torch.device("cuda", ctx.local_rank)  # one GPU per process
     run = TrainingRun(cfg, class_name, seed, device, main=ctx.is_main, exist_ok=exist_ok, resume=resume,
                       processes=ctx.group_size)
+    if run.ordering is not None and ctx.group_size > 1:
+        _share_ordering(run, ctx, device)
     model, cuda = run.model, device.type == "cuda"
     train_imgs = run.train_imgs
     if cuda:

@@ -301,9 +301,7 @@ class TrainingRun:
 
     def state_dict(self) -> dict[str, Any]:
         """The full training state (see :mod:`cdo_train.checkpoint`)."""
-        ordering = None
-        if self.ordering is not None:
-            ordering = {"scores": torch.from_numpy(self.ordering.scores.copy()), "last": self.ordering.state()}
+        ordering = None if self.ordering is None else self.ordering.state_dict()
         cost = self.cost()
         return {
             "config": self.cfg.to_dict(), "class_name": self.class_name, "seed": self.seed,
@@ -329,8 +327,7 @@ class TrainingRun:
             from .ordering import DataCurriculum, check_ordering
 
             start = check_ordering(self.cfg.ordering, self.cfg.ordering_params)["start"]
-            self.ordering = DataCurriculum(ckpt["ordering"]["scores"].numpy(), start)
-            self.ordering._last = dict(ckpt["ordering"]["last"])
+            self.ordering = DataCurriculum.from_state_dict(ckpt["ordering"], start)
         self.gen.set_state(ckpt["gen"])
         set_rng_state(ckpt["rng"])
         self.step, self.epoch, self.pos, self.batches = ckpt["step"], ckpt["epoch"], ckpt["pos"], ckpt["batches"]

@@ -65,3 +65,14 @@ def test_two_classes_on_two_processes_train_one_class_each(tiny_demo_root, tmp_p
     assert [(r.class_name, json.loads((r.run_dir / "throughput.json").read_text())["processes"]) for r in res] == [
         ("weave", 1), ("grain", 1)]
     assert len(list(tmp_path.rglob("model.safetensors"))) == 2
+
+
+@pytest.mark.slow
+def test_ordering_curriculum_trains_under_ddp_with_the_first_processs_scores(tiny_demo_root, tmp_path):
+    cfg = _cfg(tiny_demo_root, tmp_path).merged({"ordering": "teacher", "curriculum": "linear"})
+    (res,) = launch(cfg, 2)
+    assert json.loads((res.run_dir / "throughput.json").read_text())["processes"] == 2
+    ranked = json.loads((res.run_dir / "ordering_scores.json").read_text())["easiest_first"]
+    assert len(ranked) == 7
+    records = [json.loads(line) for line in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["data_images"] for r in records] == sorted(r["data_images"] for r in records)  # growing subset
