@@ -113,7 +113,12 @@ def synthesize(
     generator: torch.Generator,
     foreground_only: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Paste synthetic anomalies into a batch.
+    """Paste synthetic anomalies into a batch, on whatever device ``images`` live.
+
+    The one generator of every training path (single process, DDP, the ordering warm-up, CPU or
+    GPU): every random draw comes from the CPU ``generator`` in the same order (counts, rectangles,
+    noise), so a seed gives the same anomalies whatever the device; the masks are built with one
+    vectorised comparison on the images' device and the noise is moved there.
 
     Args:
         images: RGB in [0, 1], (B, 3, H, W).
@@ -125,19 +130,12 @@ def synthesize(
         ``(images_with_anomalies (B,3,H,W), mask (B,1,H,W) in {0,1})`` on ``images.device``.
     """
     b, _, h, w = images.shape
+    dev = images.device
     counts = torch.randint(params.count_min, params.count_max + 1, (b,), generator=generator)
     kmax = max(params.count_max, 1)
     geo = torch.rand(b, kmax, 4, generator=generator)  # cy, cx, half-h, half-w in [0, 1)
     noise = torch.rand(b, 3, h, w, generator=generator)
-    mask = torch.zeros(b, 1, h, w)
-    lo, hi = params.half_min, params.half_max
-    for i in range(b):
-        for k in range(int(counts[i])):
-            cy, cx, sh, sw = geo[i, k].tolist()
-            hh = max(1, int(h * (lo + (hi - lo) * sh)))
-            hw = max(1, int(w * (lo + (hi - lo) * sw)))
-            y, x = int(cy * h), int(cx * w)
-            mask[i, 0, max(0, y - hh) : y + hh, max(0, x - hw) : x + hw] = 1.0
+    mask = _rectangles(counts, geo.double(), h, w, params.half_min, params.half_max, dev)
     if params.cutoff is not None:
         noise = 0.5 + butterworth_lowpass(noise - 0.5, params.cutoff)
     if params.amplitude != 1.0:
@@ -147,11 +145,33 @@ def synthesize(
     if params.realistic > 0.0:  # extra draws only here: the paper's path stays bit-identical
         from .anomaly_shapes import realistic_anomalies
 
-        noise, mask, op = realistic_anomalies(images.detach().float().cpu(), mask, noise, counts, params, generator)
-        opacity = op.view(b, 1, 1, 1).to(images.device, images.dtype)
-    noise = noise.to(images.device, images.dtype)
-    mask = mask.to(images.device, images.dtype)
+        noise, mask, op = realistic_anomalies(images.detach().float().cpu(), mask.cpu(), noise, counts, params,
+                                              generator)
+        opacity = op.view(b, 1, 1, 1).to(dev, images.dtype)
+    noise = noise.to(dev, images.dtype)
+    mask = mask.to(dev, images.dtype)
     if foreground_only:
         mask = mask * foreground_mask(images)
     alpha = mask * opacity
     return images * (1.0 - alpha) + noise * alpha, mask
+
+
+def _rectangles(counts: torch.Tensor, geo: torch.Tensor, h: int, w: int, lo: float, hi: float,
+                device: torch.device) -> torch.Tensor:
+    """The union of each image's first ``counts[i]`` rectangles, (B, 1, H, W) float32 {0, 1} on ``device``.
+
+    ``geo`` (B, K, 4) float64 holds (cy, cx, half-h, half-w) in [0, 1); a rectangle spans rows
+    ``max(0, y - hh) .. y + hh - 1`` with ``y = int(cy * h)``, ``hh = max(1, int(h * (lo + (hi - lo) * sh)))``
+    (float64 arithmetic, as Python floats: the same pixels as the loop it replaced), clipped to the image.
+    """
+    b, kmax, _ = geo.shape
+    hh = (h * (lo + (hi - lo) * geo[..., 2])).long().clamp_min(1)
+    hw = (w * (lo + (hi - lo) * geo[..., 3])).long().clamp_min(1)
+    cy, cx = (geo[..., 0] * h).long(), (geo[..., 1] * w).long()
+    on = torch.arange(kmax)[None, :] < counts[:, None]
+    box = torch.stack([(cy - hh).clamp_min(0), cy + hh, (cx - hw).clamp_min(0), cx + hw], -1)  # (B, K, 4)
+    box = box.to(device)[..., None, None]
+    ys = torch.arange(h, device=device).view(1, 1, h, 1)
+    xs = torch.arange(w, device=device).view(1, 1, 1, w)
+    inside = (ys >= box[..., 0, :, :]) & (ys < box[..., 1, :, :]) & (xs >= box[..., 2, :, :]) & (xs < box[..., 3, :, :])
+    return (inside & on.to(device)[..., None, None]).any(1, keepdim=True).float()

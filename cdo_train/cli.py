@@ -124,6 +124,7 @@ def _field(flag: str, dest: str | None = None, note: str = "", **kw):
 @_field("--seeds")
 @_field("--eval-every")
 @_field("--score-levels")
+@_field("--level-norm")
 @_field("--student")
 @_field("--head")
 @_field("--bank-size")

@@ -42,19 +42,22 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from cdo_deploy.errors import CdoError
 from cdo_deploy.schema import Bool, Float, Int, Names, Schema, Text
 
-__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "RESUME_OVERRIDES", "SCORE_LEVELS", "STUDENTS", "TrainConfig",
-           "load_config_file"]
+__all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "LEVEL_NORM", "LEVEL_NORMS", "RESUME_OVERRIDES", "SCORE_LEVELS",
+           "STUDENTS", "TrainConfig", "load_config_file"]
 
 Dataset = Literal["mvtec2d", "mvtec3d", "folder"]
 Student = Literal["same", "light"]  # cdo_train.students
 Head = Literal["cdo", "cdo+knn"]  # cdo+knn: fused with the memory bank (cdo_train.memory_bank)
 ScoreRule = Literal["max", "topk_mean"]
+LevelNorm = Literal["none", "z"]  # cdo_train.level_norm
 DATASETS: tuple[str, ...] = get_args(Dataset)
 STUDENTS: tuple[str, ...] = get_args(Student)
 HEADS: tuple[str, ...] = get_args(Head)
+LEVEL_NORMS: tuple[str, ...] = get_args(LevelNorm)
 DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/results/hard_surfaces.md)
 SCORE_LEVELS = 0  # the image score reads all levels; 2 (strides 4 + 8) helps stochastic surfaces, costs others
                   # (docs/results/hard_surfaces.md, "Image score")
+LEVEL_NORM = "none"  # the paper's plain sum of the levels; "z" scales each by 1 / its held-out good std
 _LENGTH_KEYS = ("steps", "epochs")
 _FOLDER_KEYS = ("normal_dir", "abnormal_dir", "mask_dir", "normal_test_dir")  # relative to data_root
 _RESUME = {"resume": True}  # a field --resume may change: it does not change what is computed (except the device)
@@ -128,6 +131,10 @@ class TrainConfig(Schema):
                               "on stochastic hard surfaces but lowered it on others (docs/results/hard_surfaces.md). "
                               "The anomaly map always sums all three; with --head cdo+knn the score is the fused "
                               "map's.")
+    level_norm: LevelNorm = Field(LEVEL_NORM, description="none: the anomaly map sums the levels' discrepancies "
+                                  "as they are (the paper's); z: each level is first divided by its standard "
+                                  "deviation over the held-out good images, so no level drowns the others "
+                                  "(docs/results/photo_suite.md).")
     head: Head = Field("cdo", description="cdo: teacher/student discrepancy; cdo+knn: fused with a memory bank of "
                        "normal teacher patches.")
     bank_size: Int = Field(1024, ge=1, description="Memory-bank patches for --head cdo+knn.")

@@ -13,13 +13,16 @@ fp16); ``|fe|^2 |fa|^2`` is clamped by ``eps`` so all-zero features give d = 2.
 
 Anomaly map (evaluation and export)::
 
-    D = sum_l upsample_bilinear(d_l -> level-0 size)       # (B, 1, H/4, W/4)
+    D = sum_l s_l upsample_bilinear(d_l -> level-0 size)   # (B, 1, H/4, W/4)
     D = gaussian_blur(D, sigma_feat)                       # separable, reflect pad
     anomaly_map = upsample_bilinear(D -> (H, W))            # (B, 1, H, W)
     score = max(S)   or   mean(top-k of S)
 
-where ``S`` is the anomaly map itself (``score_levels`` 0, the default and the
-paper's rule) or the same map built from the first ``score_levels`` levels only.
+``s_l`` is 1 (the paper's plain sum) unless the run normalised its levels
+(``--level-norm z``: ``s_l`` = 1 / the standard deviation of ``d_l`` over the
+held-out good images, :mod:`cdo_train.level_norm`), and ``S`` is the anomaly
+map itself (``score_levels`` 0, the default and the paper's rule) or the same
+map built from the first ``score_levels`` levels only.
 On stochastic surfaces the stride-16 level also answers ordinary texture
 variation, and ``score_levels=2`` (strides 4 + 8) separated OK from NG better
 there, but it lost on a surface whose defects the stride-16 level sees best
@@ -37,7 +40,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +50,7 @@ from .discrepancy_levels import EPS, level_discrepancies, level_discrepancy
 
 __all__ = ["DiscrepancyHead", "gaussian_kernel1d", "level_discrepancy", "level_discrepancies"]
 
-LevelSum = Callable[[list[torch.Tensor], list[torch.Tensor]], torch.Tensor]
+LevelSum = Callable[[list[torch.Tensor], list[torch.Tensor], Sequence[float]], torch.Tensor]
 
 
 def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> torch.Tensor:
@@ -71,6 +74,8 @@ class DiscrepancyHead(nn.Module):
         score_levels: the image score reads the map of the first ``score_levels`` levels only;
             0 (or the number of levels or more) = the anomaly map itself. With a memory bank the
             score is always that of the fused map.
+        level_scales: one factor per level multiplying ``d_l`` before the sum (level
+            normalisation, :mod:`cdo_train.level_norm`); empty = all 1 (the paper's plain sum).
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class DiscrepancyHead(nn.Module):
         topk: int = 100,
         feature_stride: int = 4,
         score_levels: int = 0,
+        level_scales: Sequence[float] = (),
     ) -> None:
         super().__init__()
         if score_rule not in ("max", "topk_mean"):
@@ -88,6 +94,8 @@ class DiscrepancyHead(nn.Module):
         if score_levels < 0:
             raise ValueError(f"score_levels must be >= 0, got {score_levels}")
         self.score_levels = int(score_levels)
+        self.level_scales: tuple[float, ...] = ()
+        self.set_level_scales(level_scales)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.score_rule = score_rule
         self.topk = int(topk)
@@ -97,6 +105,13 @@ class DiscrepancyHead(nn.Module):
         self.pad = (kernel.numel() - 1) // 2
         self.register_buffer("kx", kernel.view(1, 1, 1, -1), persistent=False)
         self.register_buffer("ky", kernel.view(1, 1, -1, 1), persistent=False)
+
+    def set_level_scales(self, scales: Sequence[float]) -> None:
+        """Set the per-level factors (empty = all 1); they are constants of every exported graph."""
+        scales = tuple(float(x) for x in scales)
+        if any(not math.isfinite(x) or x <= 0 for x in scales):
+            raise ValueError(f"level scales must be finite and > 0, got {scales}")
+        self.level_scales = () if all(x == 1.0 for x in scales) else scales
 
     def low_res_maps(self, fe: list[torch.Tensor], fa: list[torch.Tensor], bank: nn.Module | None = None,
                      level_sum: LevelSum | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,14 +125,18 @@ class DiscrepancyHead(nn.Module):
         if level_sum is None:
             from .triton_head import fused_level_sum as level_sum
         k = self.score_levels
+        scales = self.level_scales
+        if scales and len(scales) != len(fe):
+            raise ValueError(f"{len(scales)} level scales for {len(fe)} levels")
         if bank is not None or k == 0 or k >= len(fe):
-            d = level_sum(fe, fa)
+            d = level_sum(fe, fa, scales)
             d = self.blur(d if bank is None else bank.fuse(d, fe))
             return d, d
-        part = level_sum(fe[:k], fa[:k])
+        part = level_sum(fe[:k], fa[:k], scales[:k])
         size = part.shape[-2:]
-        rest = [F.interpolate(level_discrepancy(e, a), size=size, mode="bilinear", align_corners=False)
-                for e, a in zip(fe[k:], fa[k:])]
+        rest = [F.interpolate(level_discrepancy(e, a) * (scales[k + i] if scales else 1.0), size=size,
+                              mode="bilinear", align_corners=False)
+                for i, (e, a) in enumerate(zip(fe[k:], fa[k:]))]
         return self.blur(part + sum(rest)), self.blur(part)
 
     def low_res_map(self, fe: list[torch.Tensor], fa: list[torch.Tensor], bank: nn.Module | None = None) -> torch.Tensor:

@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -27,12 +29,19 @@ def level_discrepancy(fe: torch.Tensor, fa: torch.Tensor, eps: float = EPS) -> t
     return (2.0 - 2.0 * dot * torch.rsqrt(nn2.clamp_min(eps))).clamp_min(0.0)
 
 
-def level_discrepancies(fe: list[torch.Tensor], fa: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Per-level discrepancies, each upsampled to the level-0 size: list of (B, 1, h0, w0)."""
+def level_discrepancies(fe: list[torch.Tensor], fa: list[torch.Tensor],
+                        scales: Sequence[float] = ()) -> list[torch.Tensor]:
+    """Per-level discrepancies, each upsampled to the level-0 size: list of (B, 1, h0, w0).
+
+    ``scales`` (one per level; empty = all 1) multiplies each level's map: the head's level
+    normalisation (:class:`cdo_train.discrepancy.DiscrepancyHead`, ``level_scales``).
+    """
     size = fe[0].shape[-2:]
     out = []
-    for e, a in zip(fe, fa):
+    for i, (e, a) in enumerate(zip(fe, fa)):
         d = level_discrepancy(e, a)
+        if scales and scales[i] != 1.0:
+            d = d * float(scales[i])
         if d.shape[-2:] != size:
             d = F.interpolate(d, size=size, mode="bilinear", align_corners=False)
         out.append(d)

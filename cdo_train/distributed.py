@@ -23,7 +23,8 @@ loss's normalisation are per shard, so metrics agree within noise.
 
 Speed (CUDA): fp16 AMP with a GradScaler and channels-last, the uint8
 training set resident on the GPU (decoded once: no loader workers needed),
-synthetic anomalies made on the GPU (:func:`synthesize_on_device`) and the
+synthetic anomalies blended on the GPU (:func:`cdo_train.anomalies.synthesize`, whose
+draws are the CPU generator's, so a seed trains on the same anomalies in every path) and the
 loss kept on the GPU between checks. The run's state, checkpoints, resume
 and throughput log are :class:`cdo_train.loop.TrainingRun`'s, shared with
 the single-process trainer; ``throughput.json`` adds ``processes``.
@@ -51,14 +52,14 @@ import torch.distributed as dist
 
 from cdo_deploy.errors import CdoError
 
-from .anomalies import SynthParams, butterworth_lowpass, foreground_mask, synthesize
+from .anomalies import synthesize
 from .config import TrainConfig
 from .loop import RunResult, TrainingRun
 from .signals import StopSignal
 from .step import batch_loss, to_float_batch
 from .trainer import planned_runs, resolve_device
 
-__all__ = ["DistContext", "in_torchrun", "launch", "shard", "synthesize_on_device", "train_distributed",
+__all__ = ["DistContext", "in_torchrun", "launch", "shard", "train_distributed",
            "train_one_distributed"]
 
 log = logging.getLogger(__name__)
@@ -106,45 +107,14 @@ def shard(idx: torch.Tensor, rank: int, size: int) -> torch.Tensor:
     return padded[rank * per:(rank + 1) * per]
 
 
-def synthesize_on_device(images: torch.Tensor, params: SynthParams, generator: torch.Generator,
-                         foreground_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`cdo_train.anomalies.synthesize` with the heavy work on ``images.device``.
+def _share_ordering(run: TrainingRun, ctx: DistContext, device: torch.device) -> None:
+    """Give every process of a DDP group the group's first process's ordering scores (each process scored
+    the images itself, and GPU arithmetic need not agree bit for bit), so all draw the same batches."""
+    from .ordering import DataCurriculum
 
-    Counts and rectangles come from the CPU ``generator`` as in ``synthesize`` (same
-    masks for the same seed); the noise from a device generator seeded by one draw
-    of it (deterministic, not the CPU path's numbers); masks are one vectorised test.
-    Arguments and result (images (B,3,H,W) in [0, 1], mask (B,1,H,W)) as for ``synthesize``;
-    realistic anomalies (``params.realistic > 0``) take ``synthesize`` itself.
-    """
-    if params.realistic > 0.0:  # realistic shapes (cdo_train.anomaly_shapes) run on the CPU
-        return synthesize(images, params, generator, foreground_only)
-    b, _, h, w = images.shape
-    dev = images.device
-    counts = torch.randint(params.count_min, params.count_max + 1, (b,), generator=generator)
-    kmax = max(params.count_max, 1)
-    geo = torch.rand(b, kmax, 4, generator=generator).double()  # float64: the CPU path's Python floats
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    lo, hi = params.half_min, params.half_max
-    hh = (h * (lo + (hi - lo) * geo[..., 2])).long().clamp_min(1)
-    hw = (w * (lo + (hi - lo) * geo[..., 3])).long().clamp_min(1)
-    cy, cx = (geo[..., 0] * h).long(), (geo[..., 1] * w).long()
-    on = torch.arange(kmax)[None, :] < counts[:, None]
-    box = torch.stack([(cy - hh).clamp_min(0), cy + hh, (cx - hw).clamp_min(0), cx + hw], -1)  # (B, K, 4)
-    box = box.to(dev)[..., None, None]
-    ys = torch.arange(h, device=dev).view(1, 1, h, 1)
-    xs = torch.arange(w, device=dev).view(1, 1, 1, w)
-    inside = (ys >= box[..., 0, :, :]) & (ys < box[..., 1, :, :]) & (xs >= box[..., 2, :, :]) & (xs < box[..., 3, :, :])
-    mask = (inside & on.to(dev)[..., None, None]).any(1, keepdim=True).to(images.dtype)
-    noise = torch.rand(b, 3, h, w, generator=torch.Generator(device=dev).manual_seed(seed), device=dev)
-    if params.cutoff is not None:
-        noise = 0.5 + butterworth_lowpass(noise - 0.5, params.cutoff)
-    if params.amplitude != 1.0:
-        noise = 0.5 + (noise - 0.5) * params.amplitude
-    noise = noise.clamp(0.0, 1.0).to(images.dtype)
-    if foreground_only:
-        mask = mask * foreground_mask(images)
-    alpha = mask * params.opacity
-    return images * (1.0 - alpha) + noise * alpha, mask
+    scores = torch.from_numpy(run.ordering.scores.copy()).to(device)
+    dist.broadcast(scores, src=dist.get_global_rank(ctx.group, 0), group=ctx.group)
+    run.ordering = DataCurriculum(scores.cpu().numpy(), run.ordering.start)
 
 
 def _group_mean(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
@@ -177,17 +147,16 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
         The run's result on the group's first process, ``None`` on the others.
 
     Raises:
-        CdoError: as :func:`cdo_train.trainer.train_one`, and for the per-sample
-            ``ordering`` curriculum (not supported here).
+        CdoError: as :func:`cdo_train.trainer.train_one`.
         TrainingInterrupted: SIGINT / SIGTERM, after the checkpoint was saved.
     """
-    if cfg.ordering is not None:
-        raise CdoError("--ordering is not supported with --nproc (train without --nproc)")
     device = resolve_device(cfg.device)
     if device.type == "cuda" and ctx.world_size > 1:
         device = torch.device("cuda", ctx.local_rank)  # one GPU per process
     run = TrainingRun(cfg, class_name, seed, device, main=ctx.is_main, exist_ok=exist_ok, resume=resume,
                       processes=ctx.group_size)
+    if run.ordering is not None and ctx.group_size > 1:
+        _share_ordering(run, ctx, device)
     model, cuda = run.model, device.type == "cuda"
     train_imgs = run.train_imgs
     if cuda:
@@ -206,13 +175,9 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
         while not run.done:
             for idx in run.epoch_batches():
                 t, params, gamma = run.knobs()
-                if cuda:
-                    x = train_imgs[idx.to(train_imgs.device)].to(device, non_blocking=True)
-                    x = to_float_batch(x)
-                    x, mask = synthesize_on_device(x, params, run.gen, cfg.foreground_only) if cfg.mom else (x, None)
-                else:  # the trainer's own CPU path: same draws, same numbers
-                    x = to_float_batch(train_imgs[idx])
-                    x, mask = synthesize(x, params, run.gen, cfg.foreground_only) if cfg.mom else (x, None)
+                x = to_float_batch(train_imgs[idx.to(train_imgs.device)].to(device, non_blocking=True))
+                # the single-process trainer's generator: the same anomalies for a seed on every device
+                x, mask = synthesize(x, params, run.gen, cfg.foreground_only) if cfg.mom else (x, None)
                 mine = shard(torch.arange(len(idx)), ctx.group_rank, ctx.group_size).to(x.device)
                 x = x[mine]
                 mask = mask[mine] if mask is not None else None

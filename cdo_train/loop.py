@@ -127,7 +127,7 @@ class TrainingRun:
             self.held = load_images(calib, size) if calib else None
         self.good_source = cfg.calibration_dir or "hold-out"
         mcfg = ModelConfig(cfg.backbone, size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights,
-                           student=cfg.student, score_levels=cfg.score_levels)
+                           student=cfg.student, score_levels=cfg.score_levels, level_norm=cfg.level_norm)
         self.precision = step_precision(cfg.amp, cfg.cpu_bf16, cfg.channels_last, device)
         self.model = CDOModel(mcfg).to(device)
         if self.precision.channels_last:
@@ -301,9 +301,7 @@ class TrainingRun:
 
     def state_dict(self) -> dict[str, Any]:
         """The full training state (see :mod:`cdo_train.checkpoint`)."""
-        ordering = None
-        if self.ordering is not None:
-            ordering = {"scores": torch.from_numpy(self.ordering.scores.copy()), "last": self.ordering.state()}
+        ordering = None if self.ordering is None else self.ordering.state_dict()
         cost = self.cost()
         return {
             "config": self.cfg.to_dict(), "class_name": self.class_name, "seed": self.seed,
@@ -329,8 +327,7 @@ class TrainingRun:
             from .ordering import DataCurriculum, check_ordering
 
             start = check_ordering(self.cfg.ordering, self.cfg.ordering_params)["start"]
-            self.ordering = DataCurriculum(ckpt["ordering"]["scores"].numpy(), start)
-            self.ordering._last = dict(ckpt["ordering"]["last"])
+            self.ordering = DataCurriculum.from_state_dict(ckpt["ordering"], start)
         self.gen.set_state(ckpt["gen"])
         set_rng_state(ckpt["rng"])
         self.step, self.epoch, self.pos, self.batches = ckpt["step"], ckpt["epoch"], ckpt["pos"], ckpt["batches"]
@@ -348,6 +345,28 @@ class TrainingRun:
         path = save_checkpoint(self.writer.run_dir, self.state_dict())
         log.debug("checkpoint at step %d: %s", self.step, path)
         return path
+
+    def _normalise_levels(self, writer: RunWriter, evaluate_test: bool) -> None:
+        """With ``--level-norm z``: scale each level by 1 / its held-out good std (:mod:`cdo_train.level_norm`)
+        and, when ``evaluate_test``, log the normalised model's evaluation as the run's last record."""
+        if self.cfg.level_norm == "none":
+            return
+        from .level_norm import z_scales
+
+        images = self.held.images if self.held is not None and len(self.held.images) else None
+        if images is None:
+            log.warning("level normalisation: no held-out good images; the level statistics come from the "
+                        "training images, which the student has fitted (hold some images out: holdout_fraction)")
+            images = self.train_imgs.numpy()
+        self.model.set_level_scales(z_scales(self.model, images, self.device, self.cfg.batch_size))
+        log.info("level normalisation (%s): scales %s from %d good images", self.cfg.level_norm,
+                 ", ".join(f"{x:.4g}" for x in self.model.head.level_scales), len(images))
+        if evaluate_test and self.test is not None and self.cfg.head != "cdo+knn":  # (a bank logs its own)
+            record = {k: v for k, v in self.last.items() if k in ("epoch", "step", "loss", "lr")}
+            record["level_norm"] = self.cfg.level_norm
+            record.update(evaluate(self.model, self.test, self.device, self.cfg.batch_size))
+            writer.log_eval(record)
+            self.last = record
 
     def _attach_bank(self, writer: RunWriter) -> None:
         """With ``--head cdo+knn``: build the memory bank, attach it, and log the fused model's evaluation
@@ -368,6 +387,7 @@ class TrainingRun:
         self.last = record
 
     def _write_results(self, writer: RunWriter, interrupted: dict[str, Any] | None) -> dict[str, Any]:
+        self._normalise_levels(writer, evaluate_test=not interrupted)  # cheap: also for an interrupted run
         if not interrupted:  # an interrupted run is saved with the plain head (no bank)
             self._attach_bank(writer)
         save_model(self.model, writer.run_dir)

@@ -174,7 +174,7 @@ def build_memory_bank(model: nn.Module, train_images: np.ndarray, held_images: n
 
     def maps(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fe, fa = model.features(x)
-        d = sum(level_discrepancies(fe, fa))
+        d = sum(level_discrepancies(fe, fa, model.head.level_scales))  # the D the head fuses
         knn = F.interpolate(bank.distances(fe), size=d.shape[-2:], mode="bilinear", align_corners=False)
         return d, knn
 

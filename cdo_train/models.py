@@ -44,6 +44,11 @@ class ModelConfig:
     bank_size: int = 0  # > 0: the memory-bank head (``cdo_train.memory_bank``) with this many patches
     student: str = "same"  # "same": the teacher's architecture; "light": ``cdo_train.students``
     score_levels: int = 0  # the image score reads the first N levels' map; 0 = all (runs saved before it)
+    level_norm: str = "none"  # "z": levels scaled by 1 / their held-out good std (cdo_train.level_norm)
+    level_scales: tuple[float, ...] = ()  # the per-level factors the head applies; () = all 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "level_scales", tuple(float(x) for x in self.level_scales))  # JSON gives a list
 
     @property
     def head(self) -> str:
@@ -124,7 +129,8 @@ class CDOModel(nn.Module):
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1))
         size = (cfg.image_size, cfg.image_size)
-        self.head = DiscrepancyHead(size, cfg.blur_sigma, cfg.score_rule, cfg.topk, score_levels=cfg.score_levels)
+        self.head = DiscrepancyHead(size, cfg.blur_sigma, cfg.score_rule, cfg.topk, score_levels=cfg.score_levels,
+                                    level_scales=cfg.level_scales)
         self.bank: MemoryBank | None = None
         if cfg.bank_size > 0:  # shape only: the trainer fills it (set_bank), load_model loads it
             channels = sum(self.teacher.feature_info.channels()[i] for i in KNN_LEVELS)
@@ -134,6 +140,11 @@ class CDOModel(nn.Module):
         """Attach (or with None, detach) the memory-bank head; ``cfg.bank_size`` follows."""
         self.bank = bank
         self.cfg = dataclasses.replace(self.cfg, bank_size=0 if bank is None else int(bank.bank.shape[0]))
+
+    def set_level_scales(self, scales: tuple[float, ...]) -> None:
+        """Set the head's per-level factors (level normalisation); ``cfg.level_scales`` follows."""
+        self.head.set_level_scales(scales)
+        self.cfg = dataclasses.replace(self.cfg, level_scales=self.head.level_scales)
 
     def train(self, mode: bool = True) -> "CDOModel":
         super().train(mode)

@@ -107,6 +107,19 @@ class DataCurriculum:
         """The subset last used (logged next to the metrics)."""
         return dict(self._last)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the scores, the start fraction and the subset last used."""
+        return {"scores": torch.from_numpy(self.scores.copy()), "start": self.start, "last": self.state()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any], start: float | None = None) -> "DataCurriculum":
+        """The curriculum of :meth:`state_dict` (``start`` for checkpoints saved before it recorded its own)."""
+        scores = state["scores"]
+        cur = cls(scores.numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores),
+                  state.get("start", start))
+        cur._last = dict(state.get("last") or {})
+        return cur
+
 
 def _to_batch(images: np.ndarray, device: torch.device) -> torch.Tensor:
     from .step import to_float_batch
@@ -145,8 +158,8 @@ def student_scores(model, images: np.ndarray, device: torch.device, batch_size: 
     n = len(images)
     for _step in range(warmup_steps):
         idx = torch.randint(0, n, (min(batch_size, n),), generator=gen).numpy()
-        x, mask = synthesize(_to_batch(images[idx], torch.device("cpu")), SynthParams(), gen, foreground_only)
-        loss = batch_loss(probe, x.to(device), mask, gamma=gamma, oom=True, precision=precision)
+        x, mask = synthesize(_to_batch(images[idx], device), SynthParams(), gen, foreground_only)
+        loss = batch_loss(probe, x, mask, gamma=gamma, oom=True, precision=precision)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -97,8 +97,8 @@ def resume_config(run_dir: str | Path, **overrides: Any) -> tuple[TrainConfig, d
                        f"(only {', '.join(RESUME_OVERRIDES)})")
     ckpt = load_checkpoint(run_dir)
     # a checkpoint from before a setting existed keeps what it was started with: the all-level score,
-    # fp32 steps on CPU
-    old = {"score_levels": 0, "cpu_bf16": False}
+    # fp32 steps on CPU, the plain level sum
+    old = {"score_levels": 0, "cpu_bf16": False, "level_norm": "none"}
     return TrainConfig().merged({**old, **ckpt["config"], **overrides}), ckpt
 
 
@@ -126,11 +126,10 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int, *, exist_ok: bool = 
         while not run.done:
             for idx in run.epoch_batches():
                 t, params, gamma = run.knobs()
-                x = to_float_batch(run.train_imgs[idx])
+                x = to_float_batch(run.train_imgs[idx].to(device, non_blocking=True))
                 mask = None
-                if cfg.mom:
+                if cfg.mom:  # the same anomalies on every device for a seed (cdo_train.anomalies)
                     x, mask = synthesize(x, params, run.gen, cfg.foreground_only)
-                x = x.to(device, non_blocking=True)
                 loss = batch_loss(run.model, x, mask, gamma=gamma, oom=cfg.oom, precision=run.precision)
                 run.optimise(loss, t, params, gamma, len(idx))
                 if stop.signum is not None:

@@ -2,8 +2,9 @@
 
 What is fused (``D`` of the discrepancy docstring, before the blur)::
 
-    D[b, 0, y, x] = d_0(b, y, x) + sum_{l >= 1} bilinear(d_l -> (h0, w0))[b, y, x]
+    D[b, 0, y, x] = s_0 d_0(b, y, x) + sum_{l >= 1} bilinear(s_l d_l -> (h0, w0))[b, y, x]
     d_l = max(0, 2 - 2 <fe, fa> / sqrt(max(|fe|^2 |fa|^2, eps)))        fp32
+    s_l = the head's per-level scale (level normalisation; 1 without it)
 
 Steps:
 
@@ -44,6 +45,7 @@ Example:
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -69,9 +71,10 @@ def triton_available() -> bool:
     return triton is not None
 
 
-def reference_level_sum(fe: list[torch.Tensor], fa: list[torch.Tensor]) -> torch.Tensor:
-    """The definition: per-level discrepancies upsampled to level 0 and summed, (B, 1, h0, w0) fp32."""
-    return torch.stack(level_discrepancies(fe, fa), 0).sum(0)
+def reference_level_sum(fe: list[torch.Tensor], fa: list[torch.Tensor], scales: Sequence[float] = ()) -> torch.Tensor:
+    """The definition: per-level discrepancies (each times its ``scales`` entry; empty = 1) upsampled to
+    level 0 and summed, (B, 1, h0, w0) fp32."""
+    return torch.stack(level_discrepancies(fe, fa, scales), 0).sum(0)
 
 
 if triton is not None:
@@ -120,24 +123,24 @@ if triton is not None:
         return (1.0 - ly) * ((1.0 - lx) * v00 + lx * v01) + ly * ((1.0 - lx) * v10 + lx * v11)
 
     @triton.jit
-    def _level_kernel(e_ptr, a_ptr, out_ptr, n_pix, hw, w, C, esb, esc, esh, esw, asb, asc, ash, asw, eps,
+    def _level_kernel(e_ptr, a_ptr, out_ptr, n_pix, hw, w, C, esb, esc, esh, esw, asb, asc, ash, asw, eps, scale,
                       BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-        """d of one coarse level at its own resolution -> contiguous (B, h, w) fp32."""
+        """scale * d of one coarse level at its own resolution -> contiguous (B, h, w) fp32."""
         p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
         pmask = p < n_pix
         d = _disc_tile(e_ptr, a_ptr, p, pmask, hw, w, C, esb, esc, esh, esw, asb, asc, ash, asw, eps,
                        BLOCK_P, BLOCK_C)
-        tl.store(out_ptr + p, d, mask=pmask)
+        tl.store(out_ptr + p, d * scale, mask=pmask)
 
     @triton.jit
-    def _sum_kernel(e_ptr, a_ptr, out_ptr, n_pix, hw, w, C, esb, esc, esh, esw, asb, asc, ash, asw, eps,
+    def _sum_kernel(e_ptr, a_ptr, out_ptr, n_pix, hw, w, C, esb, esc, esh, esw, asb, asc, ash, asw, eps, scale0,
                     c1_ptr, h1, w1, sy1, sx1, c2_ptr, h2, w2, sy2, sx2, c3_ptr, h3, w3, sy3, sx3,
                     N_COARSE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-        """d_0 plus the upsampled coarse maps -> contiguous (B, 1, h0, w0) fp32."""
+        """scale0 * d_0 plus the upsampled (already scaled) coarse maps -> contiguous (B, 1, h0, w0) fp32."""
         p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
         pmask = p < n_pix
         acc = _disc_tile(e_ptr, a_ptr, p, pmask, hw, w, C, esb, esc, esh, esw, asb, asc, ash, asw, eps,
-                         BLOCK_P, BLOCK_C)
+                         BLOCK_P, BLOCK_C) * scale0
         b = p // hw
         r = p % hw
         oy = r // w
@@ -166,17 +169,18 @@ def _scale(n_in: int, n_out: int) -> float:
     return float(np.float32(n_in) / np.float32(n_out))
 
 
-def _launch(fe: list[torch.Tensor], fa: list[torch.Tensor], wrap) -> torch.Tensor:
+def _launch(fe: list[torch.Tensor], fa: list[torch.Tensor], scales: list[float], wrap) -> torch.Tensor:
     """Run the kernels; ``wrap`` is ``torch.library.wrap_triton`` (compiled) or the identity (interpreter)."""
     b, _, h0, w0 = fe[0].shape
+    scales = [float(x) for x in scales] or [1.0] * len(fe)
     coarse: list[tuple[torch.Tensor, int, int, float, float]] = []
-    for e, a in zip(fe[1:], fa[1:]):
+    for e, a, scale in zip(fe[1:], fa[1:], scales[1:]):
         _, c, h, w = e.shape
         out = torch.empty((b, h, w), device=e.device, dtype=torch.float32)
         bp, bc = _blocks(c)
         n = b * h * w
         wrap(_level_kernel)[(triton.cdiv(n, bp),)](
-            e, a, out, n, h * w, w, c, *_strides(e), *_strides(a), EPS, BLOCK_P=bp, BLOCK_C=bc)
+            e, a, out, n, h * w, w, c, *_strides(e), *_strides(a), EPS, scale, BLOCK_P=bp, BLOCK_C=bc)
         coarse.append((out, h, w, _scale(h, h0), _scale(w, w0)))
     dummy = (fe[0], 1, 1, 1.0, 1.0)  # never read: N_COARSE masks it out at compile time
     args = [x for lvl in (coarse + [dummy] * (MAX_LEVELS - 1 - len(coarse))) for x in lvl]
@@ -186,7 +190,7 @@ def _launch(fe: list[torch.Tensor], fa: list[torch.Tensor], wrap) -> torch.Tenso
     bp, bc = _blocks(c0)
     n = b * h0 * w0
     wrap(_sum_kernel)[(triton.cdiv(n, bp),)](
-        e, a, out, n, h0 * w0, w0, c0, *_strides(e), *_strides(a), EPS, *args,
+        e, a, out, n, h0 * w0, w0, c0, *_strides(e), *_strides(a), EPS, scales[0], *args,
         N_COARSE=len(coarse), BLOCK_P=bp, BLOCK_C=bc)
     return out
 
@@ -195,8 +199,8 @@ _OP = None
 if triton is not None and not _INTERPRET:
 
     @torch.library.triton_op("cdo::fused_level_sum", mutates_args=())
-    def _fused_level_sum_op(fe: list[torch.Tensor], fa: list[torch.Tensor]) -> torch.Tensor:
-        return _launch(fe, fa, torch.library.wrap_triton)
+    def _fused_level_sum_op(fe: list[torch.Tensor], fa: list[torch.Tensor], scales: list[float]) -> torch.Tensor:
+        return _launch(fe, fa, scales, torch.library.wrap_triton)
 
     _OP = _fused_level_sum_op
 
@@ -234,19 +238,22 @@ def mode(fe: list[torch.Tensor], fa: list[torch.Tensor]) -> str:
     return "reference"
 
 
-def fused_level_sum(fe: list[torch.Tensor], fa: list[torch.Tensor]) -> torch.Tensor:
+def fused_level_sum(fe: list[torch.Tensor], fa: list[torch.Tensor], scales: Sequence[float] = ()) -> torch.Tensor:
     """Summed per-level discrepancy at level-0 resolution, fused where possible.
 
     Args:
         fe: teacher maps, level 0 first, each (B, C_l, h_l, w_l), any float dtype and layout.
         fa: student maps of the same shapes.
+        scales: one factor per level (the head's level normalisation); empty = all 1.
 
     Returns:
         (B, 1, h0, w0) float32, equal to :func:`reference_level_sum` within 1e-4.
     """
+    if scales and len(scales) != len(fe):
+        raise ValueError(f"{len(scales)} level scales for {len(fe)} levels")
     how = mode(fe, fa)
     if how == "reference":
-        return reference_level_sum(fe, fa)
+        return reference_level_sum(fe, fa, scales)
     if how == "interpret":
-        return _launch(list(fe), list(fa), _identity)
-    return _OP(list(fe), list(fa))
+        return _launch(list(fe), list(fa), list(scales), _identity)
+    return _OP(list(fe), list(fa), [float(x) for x in scales])

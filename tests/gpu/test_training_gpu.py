@@ -1,4 +1,4 @@
-"""Fast single-GPU training: AMP, channels-last, GPU-resident data and GPU-side anomalies."""
+"""Fast single-GPU training: AMP, channels-last, GPU-resident data and anomalies blended on the GPU."""
 
 from __future__ import annotations
 
@@ -10,14 +10,17 @@ import torch
 pytestmark = pytest.mark.gpu
 
 
-def test_device_anomalies_on_cuda_have_the_cpu_paths_rectangles():
+@pytest.mark.parametrize("realistic", [0.0, 1.0])
+def test_anomalies_on_cuda_are_the_cpu_paths(realistic):
+    """One generator: the same seed pastes the same anomalies on the GPU as on the CPU."""
     from cdo_train.anomalies import SynthParams, synthesize
-    from cdo_train.distributed import synthesize_on_device
 
     x = torch.rand(8, 3, 64, 64)
-    _, cpu_m = synthesize(x, SynthParams(), torch.Generator().manual_seed(5))
-    dev_x, dev_m = synthesize_on_device(x.cuda(), SynthParams(), torch.Generator().manual_seed(5))
+    params = SynthParams(realistic=realistic)
+    cpu_x, cpu_m = synthesize(x, params, torch.Generator().manual_seed(5))
+    dev_x, dev_m = synthesize(x.cuda(), params, torch.Generator().manual_seed(5))
     assert dev_x.is_cuda and torch.equal(dev_m.cpu(), cpu_m)
+    assert float((dev_x.cpu() - cpu_x).abs().max()) <= 1e-6
 
 
 def test_fast_path_trains_on_the_gpu_and_reports_throughput(tiny_demo_root, tmp_path):

@@ -45,6 +45,9 @@ def test_compiled_kernels_match_the_reference(shape, dtype, channels_last):
     ref = reference_level_sum(fe, fa)
     assert out.shape == ref.shape and out.dtype == torch.float32 and out.is_cuda
     assert float((out - ref).abs().max()) <= 1e-4
+    scales = [3.0, 0.5, 7.0, 2.0][:len(fe)]  # the head's level normalisation
+    out, ref = fused_level_sum(fe, fa, scales), reference_level_sum(fe, fa, scales)
+    assert float((out - ref).abs().max()) <= 1e-3
 
 
 def test_inductor_embeds_the_kernels_with_a_dynamic_batch():

@@ -12,9 +12,8 @@ import pytest
 import torch
 
 from cdo_deploy.errors import CdoError
-from cdo_train.anomalies import SynthParams, synthesize
 from cdo_train.config import TrainConfig
-from cdo_train.distributed import _split, launch, shard, synthesize_on_device
+from cdo_train.distributed import _split, launch, shard
 
 
 def test_shards_cover_a_batch_with_equal_sizes():
@@ -30,21 +29,6 @@ def test_runs_are_split_whole_when_there_are_enough_else_into_groups():
     assert _split(1, 2) == [[0, 1]]  # one DDP group
     assert _split(2, 4) == [[0, 1], [2, 3]]
     assert _split(2, 3) == [[0], [1, 2]]
-
-
-@pytest.mark.parametrize("params", [SynthParams(), SynthParams(count_min=2, half_max=0.3, opacity=0.5),
-                                    SynthParams(cutoff=0.1, amplitude=0.5)])
-def test_device_anomalies_have_the_cpu_paths_rectangles(params):
-    x = torch.rand(6, 3, 40, 48)
-    cpu_x, cpu_m = synthesize(x, params, torch.Generator().manual_seed(3))
-    dev_x, dev_m = synthesize_on_device(x, params, torch.Generator().manual_seed(3))
-    assert torch.equal(cpu_m, dev_m)  # same draws, same geometry
-    assert dev_x.shape == x.shape and dev_m.shape == (6, 1, 40, 48)
-    keep = dev_m == 0
-    assert torch.equal(dev_x.masked_select(keep), x.masked_select(keep))  # untouched outside the rectangles
-    assert float(dev_x.min()) >= 0.0 and float(dev_x.max()) <= 1.0
-    again, _ = synthesize_on_device(x, params, torch.Generator().manual_seed(3))
-    assert torch.equal(again, dev_x)  # deterministic per seed
 
 
 def test_bad_nproc_is_a_user_error():
@@ -83,9 +67,12 @@ def test_two_classes_on_two_processes_train_one_class_each(tiny_demo_root, tmp_p
     assert len(list(tmp_path.rglob("model.safetensors"))) == 2
 
 
-def test_realistic_anomalies_take_the_cpu_implementation():
-    params = SynthParams(realistic=1.0)
-    x = torch.rand(4, 3, 32, 32)
-    want = synthesize(x, params, torch.Generator().manual_seed(1))
-    got = synthesize_on_device(x, params, torch.Generator().manual_seed(1))
-    assert torch.equal(want[0], got[0]) and torch.equal(want[1], got[1])
+@pytest.mark.slow
+def test_ordering_curriculum_trains_under_ddp_with_the_first_processs_scores(tiny_demo_root, tmp_path):
+    cfg = _cfg(tiny_demo_root, tmp_path).merged({"ordering": "teacher", "curriculum": "linear"})
+    (res,) = launch(cfg, 2)
+    assert json.loads((res.run_dir / "throughput.json").read_text())["processes"] == 2
+    ranked = json.loads((res.run_dir / "ordering_scores.json").read_text())["easiest_first"]
+    assert len(ranked) == 7
+    records = [json.loads(line) for line in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["data_images"] for r in records] == sorted(r["data_images"] for r in records)  # growing subset

@@ -27,6 +27,38 @@ def _paper_reference(images, generator):
     return images * (1.0 - mask) + noise.clamp(0, 1) * mask, mask
 
 
+def _loop_rectangles(counts, geo, h, w, lo, hi):
+    """The rectangle masks as the per-image loop drew them before the generator was vectorised."""
+    mask = torch.zeros(len(counts), 1, h, w)
+    for i in range(len(counts)):
+        for k in range(int(counts[i])):
+            cy, cx, sh, sw = geo[i, k].tolist()
+            hh = max(1, int(h * (lo + (hi - lo) * sh)))
+            hw = max(1, int(w * (lo + (hi - lo) * sw)))
+            y, x = int(cy * h), int(cx * w)
+            mask[i, 0, max(0, y - hh) : y + hh, max(0, x - hw) : x + hw] = 1.0
+    return mask
+
+
+@pytest.mark.parametrize("params,hw", [
+    (SynthParams(count_min=2, half_max=0.3, opacity=0.5), (40, 48)),
+    (SynthParams(count_max=8, half_min=0.01, half_max=0.6), (37, 91)),
+    (SynthParams(cutoff=0.1, amplitude=0.5), (64, 64)),
+    (SynthParams(count_min=0, count_max=0), (32, 32)),
+])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_vectorised_rectangles_are_the_loops_pixels(params, hw, seed):
+    x = torch.rand(7, 3, *hw, generator=torch.Generator().manual_seed(seed))
+    got_x, got_m = synthesize(x, params, torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.randint(params.count_min, params.count_max + 1, (7,), generator=g)
+    geo = torch.rand(7, max(params.count_max, 1), 4, generator=g)
+    assert torch.equal(got_m, _loop_rectangles(counts, geo, *hw, params.half_min, params.half_max))
+    keep = got_m == 0
+    assert torch.equal(got_x.masked_select(keep), x.masked_select(keep))  # untouched outside the rectangles
+    assert float(got_x.min()) >= 0.0 and float(got_x.max()) <= 1.0
+
+
 def _images(n=6, size=64, seed=0):
     return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
 

@@ -50,6 +50,14 @@ for b, chans, h0, w0, sizes, dtype, cl in cases:
     ref = reference_level_sum(fe, fa)
     out.append({"mode": mode(fe, fa), "shape": list(d.shape), "dtype": str(d.dtype),
                 "err": float((d - ref).abs().max()), "scale": float(ref.abs().max())})
+# level scales (the head's level normalisation): the kernels scale each level as the reference does
+fe = [torch.randn(2, 24, 16, 16, generator=gen), torch.randn(2, 40, 8, 8, generator=gen),
+      torch.randn(2, 112, 4, 4, generator=gen)]
+fa = [e + 0.3 * torch.randn(e.shape, generator=gen) for e in fe]
+scales = [3.0, 0.5, 7.0]
+d, ref = fused_level_sum(fe, fa, scales), reference_level_sum(fe, fa, scales)
+plain = reference_level_sum(fe, fa)
+out.append({"scaled_err": float((d - ref).abs().max()), "scaled_moved": float((ref - plain).abs().max())})
 # edge cases: identical features -> 0, all-zero features -> 2 per level (eps clamp)
 z = [torch.zeros(2, 8, 6, 6), torch.zeros(2, 8, 3, 3)]
 same = [torch.randn(2, 8, 6, 6, generator=gen), torch.randn(2, 8, 3, 3, generator=gen)]
@@ -80,6 +88,11 @@ def test_interpreted_kernels_match_the_reference(interpreted, i):
     assert res["scale"] > 0.1  # a meaningful comparison, not zeros against zeros
 
 
+def test_interpreted_kernels_scale_each_level_as_the_reference(interpreted):
+    scaled = interpreted[-2]
+    assert scaled["scaled_err"] <= 1e-3 and scaled["scaled_moved"] > 0.1, scaled  # fp32 sums of maps up to ~40
+
+
 def test_interpreted_edge_cases(interpreted):
     edge = interpreted[-1]
     assert edge["zeros"] == pytest.approx(4.0) and edge["zeros_max"] == pytest.approx(4.0)  # 2 per level
@@ -106,7 +119,7 @@ def test_is_a_custom_op_that_export_keeps_when_triton_is_there():
 
     class Head(torch.nn.Module):
         def forward(self, e0, a0, e1, a1):
-            return torch.ops.cdo.fused_level_sum([e0, e1], [a0, a1])
+            return torch.ops.cdo.fused_level_sum([e0, e1], [a0, a1], [1.0, 2.0])
 
     args = (torch.randn(2, 24, 8, 8).half(), torch.randn(2, 24, 8, 8).half(), torch.randn(2, 40, 4, 4),
             torch.randn(2, 40, 4, 4))
