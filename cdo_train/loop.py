@@ -54,6 +54,7 @@ from .evaluation import calibrate, evaluate, load_images, predict
 from .meters import LOSS_CHECK_EVERY, LossMeter, Reduce, Throughput, diverged
 from .models import CDOModel, ModelConfig
 from .runio import CHECKPOINT, RunWriter, save_model
+from .signals import notices_held
 from .signals import TrainingInterrupted
 from .step import step_precision
 
@@ -211,9 +212,11 @@ class TrainingRun:
         if self._bar is None and self.main and self.cfg.progress:
             from tqdm import tqdm
 
-            # one bar over all steps of the run (its ETA is the run's), on an interactive terminal only
-            self._bar = tqdm(total=self.total_steps, initial=self.step, leave=False, dynamic_ncols=True,
-                             desc=f"{self.class_name} s{self.seed}", unit="step", disable=None)
+            # one bar over all steps of the run (its ETA is the run's), on an interactive terminal only; a
+            # Ctrl-C notice is held while tqdm builds it (one logged before tqdm registers the bar is glued to it)
+            with notices_held():
+                self._bar = tqdm(total=self.total_steps, initial=self.step, leave=False, dynamic_ncols=True,
+                                 desc=f"{self.class_name} s{self.seed}", unit="step", disable=None)
         if self._bar is not None:
             self._bar.set_postfix_str(f"epoch {self.epoch}/{self.n_epochs}")  # drawn now: once per epoch
         return self.batches[self.pos:]

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -23,7 +24,7 @@ from typing import Any
 
 from cdo_deploy.errors import CdoError
 
-__all__ = ["StopSignal", "TrainingInterrupted"]
+__all__ = ["StopSignal", "TrainingInterrupted", "notices_held"]
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,12 @@ class StopSignal:
         self.signum = signum
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        log.warning("%s: stopping after this step and saving a checkpoint (send it again to abort without saving)",
-                    signal.Signals(signum).name)
+        notice = (f"{signal.Signals(signum).name}: stopping after this step and saving a checkpoint (send it again "
+                  "to abort without saving)")
+        if _held["depth"]:
+            _held["notices"].append(notice)  # logged when notices_held() ends
+        else:
+            log.warning("%s", notice)
 
     def __enter__(self) -> "StopSignal":
         if threading.current_thread() is threading.main_thread():
@@ -76,3 +81,24 @@ class StopSignal:
     def __exit__(self, *exc: object) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
+
+
+_held = {"depth": 0, "notices": []}  # notices_held(): nesting depth and the notices it keeps back
+
+
+@contextlib.contextmanager
+def notices_held():
+    """Keep :class:`StopSignal`'s notice back during the block and log it right after.
+
+    For terminal output a notice must not land in: tqdm draws a new bar before it registers it for
+    ``tqdm.write``'s clearing, so a Ctrl-C notice logged in that window was glued to the bar. Python
+    runs signal handlers in the main thread between bytecodes (whatever thread the OS chose), so the
+    handler sees this flag; masking the signal could not help, another thread would take it.
+    """
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        while not _held["depth"] and _held["notices"]:
+            log.warning("%s", _held["notices"].pop(0))
