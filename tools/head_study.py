@@ -21,7 +21,9 @@ each finished run ``<logdir>/<experiment>/<class>/seed_<n>`` it evaluates
   ``cdo_train.memory_bank`` built from the run's training images (the trainer's
   split; greedy coreset seeded by the run's seed, smaller banks are prefixes of
   the largest), statistics from the held-out good images: ``fuse`` is the
-  fused map the head exports, ``knn`` the patch distance alone (PatchCore-like).
+  fused map the head exports, ``fuse-z`` the same with the level-normalised CDO
+  map (with ``--norms`` including ``z``: ``--level-norm z --head cdo+knn``),
+  ``knn`` the patch distance alone (PatchCore-like).
 
 and writes ``<out>.md`` / ``<out>.json``: per variant, per class and the class
 mean, mean ± std over seeds of image AUROC, pixel AUROC and AUPRO.
@@ -87,21 +89,26 @@ def _level_stats(held) -> list[tuple[float, float, float]]:
     return out
 
 
-def _bank_variants(model, train, held, test_f, sizes: list[str], seed: int) -> dict[str, torch.Tensor]:
-    """``name -> level-0 map before the blur`` for each bank size: the fused map and the kNN map alone."""
+def _bank_variants(model, train, held, test_f, sizes: list[str], seed: int,
+                   z_scales: list[float] | None = None) -> dict[str, torch.Tensor]:
+    """``name -> level-0 map before the blur`` for each bank size: the fused map and the kNN map alone;
+    with ``z_scales`` also ``fuse-z``, the fusion of the level-normalised CDO map (``--level-norm z``)."""
     fe_train, _ = _features(model, load_images(train, model.cfg.image_size).images)
     patches = patch_features(fe_train)
     flat = patches.permute(0, 2, 3, 1).reshape(-1, patches.shape[1])
     counts = [round(float(z[:-1]) / 100 * len(flat)) if z.endswith("%") else int(z) for z in sizes]
     order = greedy_coreset(flat, max(counts), seed)
-    d_held, d_test = (sum(level_discrepancies(*f)) for f in (held, test_f))
+    cdo_maps = {"fuse": [sum(level_discrepancies(*f)) for f in (held, test_f)]}
+    if z_scales:
+        cdo_maps["fuse-z"] = [sum(level_discrepancies(*f, z_scales)) for f in (held, test_f)]
     out = {}
     for name, m in zip(sizes, counts):
         bank = MemoryBank(flat[order[:m]].clone())
-        up = [torch.nn.functional.interpolate(bank.distances(f[0]), size=d_held.shape[-2:], mode="bilinear",
+        up = [torch.nn.functional.interpolate(bank.distances(f[0]), size=held[0][0].shape[-2:], mode="bilinear",
                                               align_corners=False) for f in (held, test_f)]
-        bank.calibrate(d_held, up[0])
-        out[f"bank={name} fuse"] = bank.fuse(d_test, test_f[0])
+        for fusion, (d_held, d_test) in cdo_maps.items():
+            bank.calibrate(d_held, up[0])
+            out[f"bank={name} {fusion}"] = bank.fuse(d_test, test_f[0])
         out[f"bank={name} knn"] = up[1]
     return out
 
@@ -156,7 +163,8 @@ def study_run(run_dir: Path, sigmas, levels, topks, norms=("none",), banks=()) -
             out[f"levels={lv} norm={norm} sigma={sigma:g} score={rule}"] = m
     if banks:
         head = DiscrepancyHead((size, size), model.cfg.blur_sigma, "max")
-        for name, d in _bank_variants(model, train, held, (fe, fa), list(banks), int(cfg["seed"])).items():
+        z = [1.0 / st[1] for st in stats] if "z" in norms else None
+        for name, d in _bank_variants(model, train, held, (fe, fa), list(banks), int(cfg["seed"]), z).items():
             amap = torch.nn.functional.interpolate(head.blur(d), size=head.image_size, mode="bilinear",
                                                    align_corners=False)
             for rule, m in _scored(amap, test, topks).items():
