@@ -17,6 +17,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def _variant(run: Path, out: Path, level_norm: bool, bank: int) -> Path:
     held_images = load_images(held, size).images
     if level_norm:
         model.set_level_scales(z_scales(model, held_images, cpu))
+        model.cfg = dataclasses.replace(model.cfg, level_norm="z")
     if bank:
         model.set_bank(build_memory_bank(model, load_images(train, size).images, held_images, bank, cfg.seed, cpu))
     save_model(model, out)
