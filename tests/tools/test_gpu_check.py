@@ -115,7 +115,7 @@ def test_summary_reports_targets_ratios_and_failed_tests_and_pack_caps_the_archi
 def test_fair_eager_baseline_runs_and_every_row_has_its_ratio():
     torch = pytest.importorskip("torch")
     gpu_bench = _tool("gpu_bench")
-    from cdo_train.models import CDOModel, ModelConfig
+    from cdo_train.model.cdo_model import CDOModel, ModelConfig
 
     torch.manual_seed(0)
     model = CDOModel(ModelConfig("resnet18", image_size=32, teacher_weights="random"))

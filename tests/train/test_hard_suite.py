@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import yaml
 
-from cdo_train.config import TrainConfig
+from cdo_train.training.config import TrainConfig
 from cdo_train.data import list_samples, load_sample, make_demo_dataset
 from cdo_train.data.demo import DEFAULT_DEMO_CLASSES, demo_classes
 from cdo_train.data.procedural import DEMO_CLASSES, DEMO_DEFECTS
 from cdo_train.data.procedural_hard import HARD_DEFECT_TYPES
-from cdo_train.trainer import train
+from cdo_train.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -97,7 +97,7 @@ def test_head_study_level_weights_of_one_reproduce_the_head():
 
     import torch
 
-    from cdo_train.discrepancy import DiscrepancyHead
+    from cdo_train.model.discrepancy import DiscrepancyHead
 
     spec = importlib.util.spec_from_file_location("head_study", REPO / "tools" / "head_study.py")
     mod = importlib.util.module_from_spec(spec)
@@ -114,7 +114,7 @@ def test_head_study_level_weights_of_one_reproduce_the_head():
 
 
 def test_hard_presets_load():
-    from cdo_train.config import load_config_file
+    from cdo_train.training.config import load_config_file
 
     hard = TrainConfig().merged(load_config_file(REPO / "configs" / "hard.yaml"))
     assert (hard.image_size, hard.epochs, hard.synth) == (128, 60, {})

@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 
-from cdo_train.signals import StopSignal, notices_held
+from cdo_train.training.signals import StopSignal, notices_held
 
 
 def _notices(caplog) -> list[str]:

@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from cdo_deploy.errors import CdoError
-from cdo_train.config import TrainConfig
-from cdo_train.runio import run_dir_of, run_status
+from cdo_train.training.config import TrainConfig
+from cdo_train.training.run_folder import run_status
+from cdo_train.training.run_writer import run_dir_of
 from cdo_train.sweep import load_sweep, plan
 from cdo_train.sweep.trial import action
 from tests.conftest import modules_after

@@ -7,10 +7,10 @@ import importlib
 
 import pytest
 
-MODULES = ["cdo_train.config", "cdo_train.checkpoint", "cdo_train.meters", "cdo_train.signals",
+MODULES = ["cdo_train.training.config", "cdo_train.training.checkpoint", "cdo_train.training.meters", "cdo_train.training.signals",
            "cdo_train.data.folders", "cdo_train.data.splits", "cdo_train.data.io", "cdo_train.data.sample",
-           "cdo_train.data.procedural_base", "cdo_train.run_folder", "cdo_train.discrepancy_levels",
-           "cdo_train.sweep.spec", "cdo_train.sweep.trial", "cdo_train.step"]
+           "cdo_train.data.procedural_base", "cdo_train.training.run_folder", "cdo_train.model.discrepancy_levels",
+           "cdo_train.sweep.spec", "cdo_train.sweep.trial", "cdo_train.training.step"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -44,16 +44,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from .anomalies import SynthParams
+from ..synth.anomalies import SynthParams
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .curriculum import build_schedule
-from .data.splits import calibration_samples, samples, size_warnings, train_split
-from .difficulty import resolve_knobs
+from ..data.splits import calibration_samples, samples, size_warnings, train_split
+from ..synth.difficulty import resolve_knobs
 from .evaluation import calibrate, evaluate, load_images, predict
 from .meters import LOSS_CHECK_EVERY, LossMeter, Reduce, Throughput, diverged
-from .models import CDOModel, ModelConfig
-from .runio import CHECKPOINT, RunWriter, save_model
+from ..model.cdo_model import CDOModel, ModelConfig
+from .run_folder import CHECKPOINT
+from .run_writer import RunWriter
+from .saved_model import save_model
 from .signals import notices_held
 from .signals import TrainingInterrupted
 from .step import step_precision
@@ -101,7 +103,7 @@ class TrainingRun:
         device: where to train.
         main: this process writes the run folder, evaluates and calibrates (DDP: the group's first).
         exist_ok: replace a run already in the folder.
-        resume: ``(run folder, checkpoint)`` to continue from (:func:`cdo_train.checkpoint.load_checkpoint`).
+        resume: ``(run folder, checkpoint)`` to continue from (:func:`cdo_train.training.checkpoint.load_checkpoint`).
         processes: how many processes train the run (DDP), for ``throughput.json``.
     """
 
@@ -303,7 +305,7 @@ class TrainingRun:
         return record if evaluated else None
 
     def state_dict(self) -> dict[str, Any]:
-        """The full training state (see :mod:`cdo_train.checkpoint`)."""
+        """The full training state (see :mod:`cdo_train.training.checkpoint`)."""
         ordering = None if self.ordering is None else self.ordering.state_dict()
         cost = self.cost()
         return {
@@ -350,11 +352,11 @@ class TrainingRun:
         return path
 
     def _normalise_levels(self, writer: RunWriter, evaluate_test: bool) -> None:
-        """With ``--level-norm z``: scale each level by 1 / its held-out good std (:mod:`cdo_train.level_norm`)
+        """With ``--level-norm z``: scale each level by 1 / its held-out good std (:mod:`cdo_train.model.level_norm`)
         and, when ``evaluate_test``, log the normalised model's evaluation as the run's last record."""
         if self.cfg.level_norm == "none":
             return
-        from .level_norm import z_scales
+        from ..model.level_norm import z_scales
 
         images = self.held.images if self.held is not None and len(self.held.images) else None
         if images is None:
@@ -376,7 +378,7 @@ class TrainingRun:
         as the run's last record (the plain head's last record stays in ``metrics.jsonl`` before it)."""
         if self.cfg.head != "cdo+knn":
             return
-        from .memory_bank import build_memory_bank
+        from ..model.memory_bank import build_memory_bank
 
         cfg = self.cfg
         bank = build_memory_bank(self.model, self.train_imgs.numpy(), self.held.images if self.held is not None
