@@ -85,7 +85,7 @@ def test_model_config_round_trips_through_json_and_old_configs_are_plain():
 
 
 def test_config_choices_and_resume_of_an_older_checkpoint(monkeypatch, tmp_path):
-    from cdo_train import trainer
+    from cdo_train.training import trainer
     from cdo_train.training.config import LEVEL_NORM, TrainConfig
 
     assert TrainConfig().level_norm == LEVEL_NORM

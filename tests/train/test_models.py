@@ -171,7 +171,7 @@ def test_score_levels_model_default_and_old_runs():
 
 
 def test_resume_of_a_checkpoint_from_before_score_levels_keeps_all_levels(monkeypatch, tmp_path):
-    from cdo_train import trainer
+    from cdo_train.training import trainer
 
     for saved, want in (({}, 0), ({"score_levels": 2}, 2), ({"score_levels": 1}, 1)):
         monkeypatch.setattr(trainer, "load_checkpoint", lambda d, s=saved: {"config": {"data_root": str(tmp_path), **s}})
