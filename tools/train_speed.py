@@ -35,7 +35,7 @@ import torch
 
 from cdo_train.synth.anomalies import SynthParams, synthesize
 from cdo_train.training.config import TrainConfig
-from cdo_train.training.run import cpu_seconds
+from cdo_train.training.meters import cpu_seconds
 from cdo_train.model.cdo_model import CDOModel, ModelConfig
 from cdo_train.training.step import batch_loss, native_bf16, step_precision, to_float_batch
 

@@ -171,7 +171,7 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
     def reduce(v: torch.Tensor) -> torch.Tensor:
         return _group_mean(v, ctx)
 
-    with run.console(), StopSignal() as stop:
+    with run.progress.console(), StopSignal() as stop:
         while not run.done:
             for idx in run.epoch_batches():
                 t, params, gamma = run.knobs()

@@ -122,7 +122,7 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int, *, exist_ok: bool = 
     """Train one class with one seed (or continue it from ``resume``); writes the run folder."""
     device = resolve_device(cfg.device)
     run = TrainingRun(cfg, class_name, seed, device, exist_ok=exist_ok, resume=resume)
-    with run.console(), StopSignal() as stop:
+    with run.progress.console(), StopSignal() as stop:
         while not run.done:
             for idx in run.epoch_batches():
                 t, params, gamma = run.knobs()
