@@ -50,9 +50,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: nothing here ma
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/: comparison.py, peer_models.py
-import comparison  # noqa: E402
-import peer_models  # noqa: E402
+if not __package__:  # run as `python tools/peers.py`: the checkout's root, so `tools` imports as a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools import comparison, peer_models  # noqa: E402
 
 from cdo_deploy.errors import CdoError  # noqa: E402
 from cdo_train.data import list_classes, list_samples  # noqa: E402

@@ -8,7 +8,7 @@ tools/gpu_bench.py runs on a tiny model on the CPU.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -24,11 +24,7 @@ ORDER = ["env", "train", "export", "aoti", "bench_torch", "bench_fair", "bench_o
 
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module(f"tools.{name}")
 
 
 def _run(out: Path, **env: str) -> subprocess.CompletedProcess:

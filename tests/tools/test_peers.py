@@ -14,11 +14,7 @@ import pytest
 
 from cdo_deploy.errors import CdoError
 
-REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("peers", REPO / "tools" / "peers.py")
-peers = importlib.util.module_from_spec(_spec)
-sys.modules["peers"] = peers  # dataclasses look their module up
-_spec.loader.exec_module(peers)
+from tools import peers
 
 needs_anomalib = pytest.mark.skipif(
     importlib.util.find_spec("anomalib") is None,

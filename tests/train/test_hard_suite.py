@@ -93,15 +93,11 @@ def test_training_with_realistic_anomalies_and_head_study(tmp_path):
 
 
 def test_head_study_level_weights_of_one_reproduce_the_head():
-    import importlib.util
-
     import torch
 
     from cdo_train.model.discrepancy import DiscrepancyHead
+    from tools import head_study as mod
 
-    spec = importlib.util.spec_from_file_location("head_study", REPO / "tools" / "head_study.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     g = torch.Generator().manual_seed(0)
     fe = [torch.randn(2, c, s, s, generator=g) for c, s in ((8, 16), (12, 8), (16, 4))]
     fa = [torch.randn(2, c, s, s, generator=g) for c, s in ((8, 16), (12, 8), (16, 4))]
@@ -123,13 +119,10 @@ def test_hard_presets_load():
 
 
 def test_head_study_quantile_weights_are_efficientads_scale():
-    import importlib.util
-
     import torch
 
-    spec = importlib.util.spec_from_file_location("head_study", REPO / "tools" / "head_study.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from tools import head_study as mod
+
     fe = [torch.ones(1, 2, 4, 4)]
     fa = [torch.stack([torch.ones(4, 4), torch.linspace(-1, 1, 16).view(4, 4)])[None]]
     d = torch.cat([x.flatten() for x in mod.level_discrepancies(fe, fa)]).double()
