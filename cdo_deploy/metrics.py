@@ -1,6 +1,6 @@
 """Anomaly detection metrics as reported in papers (numpy and OpenCV; no torch, no scipy).
 
-The project's one metric code: training's evaluation (``cdo_train.metrics`` re-exports
+The project's one metric code: training's evaluation (``cdo_train.training.metrics`` re-exports
 this module), the exporter's int8 check and ``cdo-bench --data`` all call it, so the
 figures a line PC measures are the figures training reported.
 

@@ -8,7 +8,7 @@ The Python API mirrors the CLIs (:mod:`cdo_train.api`)::
     maps, scores = cdo_train.load_run(runs[0]).predict("part.png")
 
 Submodules are imported on demand so that torch-free parts (``cdo_train.data``,
-``cdo_train.metrics``, ``cdo_train.visualize``) load without PyTorch.
+``cdo_train.training.metrics``, ``cdo_train.training.visualize``) load without PyTorch.
 """
 
 from ._version import __version__

@@ -29,9 +29,9 @@ import torch
 from cdo_deploy.errors import CdoError
 from cdo_deploy.preprocess import image_items, to_model_input
 
-from .config import TrainConfig, load_config_file
-from .models import CDOModel
-from .runio import load_model
+from .training.config import TrainConfig, load_config_file
+from .model.cdo_model import CDOModel
+from .training.saved_model import load_model
 
 __all__ = ["TrainedRun", "export", "load_run", "resume", "train"]
 
@@ -81,7 +81,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> TrainedRun:
 
     ``device``: ``auto`` (first CUDA GPU, else CPU), ``cpu`` or ``cuda:N``, as ``--device``.
     """
-    from .trainer import resolve_device
+    from .training.trainer import resolve_device
 
     dev = resolve_device(device)
     return TrainedRun(Path(run_dir), load_model(run_dir, dev), dev)
@@ -100,7 +100,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path | None = None, /, *,
         CdoError: as ``cdo-train`` (bad option, data or run folder in use).
         TrainingInterrupted: Ctrl-C / SIGTERM; :func:`resume` continues the run.
     """
-    from .trainer import train as train_runs
+    from .training.trainer import train as train_runs
 
     if isinstance(config, (str, Path)):
         config = load_config_file(config)
@@ -114,7 +114,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path | None = None, /, *,
 def resume(run_dir: str | Path, **options: Any) -> Path:
     """Continue an interrupted run to its end (``cdo-train --resume``); ``options``: ``device``,
     ``progress``, ``save_every``. Returns the run folder."""
-    from .trainer import resume as resume_run
+    from .training.trainer import resume as resume_run
 
     return resume_run(run_dir, **options).run_dir
 

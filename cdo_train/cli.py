@@ -6,7 +6,7 @@ Example:
     cdo-train --resume result/tf_efficientnet_lite0-none/weave/seed_111        # after Ctrl-C
     cdo-train --config configs/paper.yaml --class-name all --MOM True --OOM True --gamma 2
     cdo-train --config configs/demo.yaml --config configs/curriculum_step.yaml --curriculum-param stages=3
-    cdo-train --config configs/demo.yaml --class-name all --nproc 4          # 4 GPUs (see cdo_train.distributed)
+    cdo-train --config configs/demo.yaml --class-name all --nproc 4          # 4 GPUs (see cdo_train.training.distributed)
     torchrun --standalone --nproc_per_node 4 -m cdo_train.cli --config configs/demo.yaml --class-name all
 """
 
@@ -23,7 +23,7 @@ import click
 from cdo_deploy.errors import CdoError
 
 from ._version import __version__
-from .config import TrainConfig, load_config_file
+from .training.config import TrainConfig, load_config_file
 
 __all__ = ["main"]
 
@@ -105,7 +105,7 @@ def _field(flag: str, dest: str | None = None, note: str = "", **kw):
 @_field("--normal-test-dir")
 @_field("--recursive", is_flag=True)
 @_field("--calibration-dir")
-@_field("--backbone", registry="cdo_train.backbones.BACKBONES")
+@_field("--backbone", registry="cdo_train.model.backbones.BACKBONES")
 @_field("--teacher-weights")
 @_field("--MOM", "mom")
 @_field("--OOM", "oom")
@@ -137,11 +137,11 @@ def _field(flag: str, dest: str | None = None, note: str = "", **kw):
               help="Continue an interrupted run from its checkpoint (its own config; --device, --no-progress, "
                    "--save-every and --nproc may be given).")
 @_field("--save-every")
-@_field("--curriculum", registry="cdo_train.curriculum.SCHEDULES")
-@_field("--knobs", type=str, note="Comma-separated.", registry="cdo_train.difficulty.KNOBS")
+@_field("--curriculum", registry="cdo_train.training.curriculum.SCHEDULES")
+@_field("--knobs", type=str, note="Comma-separated.", registry="cdo_train.synth.difficulty.KNOBS")
 @click.option("--curriculum-param", "curriculum_param", multiple=True, metavar="KEY=VALUE",
               help="Schedule parameter, e.g. stages=3 or saturation=0.8 (repeatable).")
-@_field("--ordering", registry="cdo_train.ordering.ORDERINGS")
+@_field("--ordering", registry="cdo_train.training.ordering.ORDERINGS")
 @click.option("--ordering-param", "ordering_param", multiple=True, metavar="KEY=VALUE",
               help="Ordering parameter: start=0.3 (fraction of images at t=0), warmup_steps=20 (repeatable).")
 @click.option("--nproc", type=click.IntRange(1), default=None,
@@ -157,7 +157,7 @@ def _cli(config_files, class_names, gpu_id, knobs, curriculum_param, ordering_pa
     that --resume RUN_DIR continues. The last lines name the run folders cdo-export takes.
     """
     logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO, format="%(message)s")
-    from .signals import TrainingInterrupted
+    from .training.signals import TrainingInterrupted
 
     try:
         cfg = TrainConfig()
@@ -177,7 +177,7 @@ def _cli(config_files, class_names, gpu_id, knobs, curriculum_param, ordering_pa
         if no_progress:
             overrides["progress"] = False
         if resume_dir is not None:
-            from .trainer import resume, resume_config
+            from .training.trainer import resume, resume_config
 
             if config_files:
                 raise CdoError("--resume continues the run with its own config; it does not take --config")
@@ -190,7 +190,7 @@ def _cli(config_files, class_names, gpu_id, knobs, curriculum_param, ordering_pa
             cfg = cfg.merged(overrides)
             if cfg.data_root is None:
                 raise click.UsageError("missing --data-root (the dataset folder; or a --config that sets data_root)")
-            from .trainer import train
+            from .training.trainer import train
 
             results = _launch(cfg, nproc, exist_ok=exist_ok) if _parallel(nproc) else train(cfg, exist_ok=exist_ok)
     except TrainingInterrupted as e:
@@ -213,13 +213,13 @@ def _cli(config_files, class_names, gpu_id, knobs, curriculum_param, ordering_pa
 
 
 def _parallel(nproc: int | None) -> bool:
-    from .distributed import in_torchrun
+    from .training.distributed import in_torchrun
 
     return nproc is not None or in_torchrun()
 
 
 def _launch(cfg, nproc: int | None, **kw):
-    from .distributed import launch
+    from .training.distributed import launch
 
     return launch(cfg, nproc or int(os.environ["WORLD_SIZE"]), **kw)
 

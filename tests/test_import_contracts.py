@@ -1,5 +1,5 @@
-"""The import contracts of ``.importlinter`` hold: cdo_deploy stays free of cdo_train and torch, its
-layers import downwards only, and no modules of cdo_train or cdo_deploy import each other in a cycle
+"""The import contracts of ``.importlinter`` hold: cdo_deploy stays free of cdo_train and torch, the
+layers of cdo_deploy and of cdo_train import downwards only, and no modules of cdo_train or cdo_deploy import each other in a cycle
 (docs/development/layers.md)."""
 
 from __future__ import annotations
@@ -25,4 +25,4 @@ def test_import_contracts_are_kept():
     r = subprocess.run([exe, "--config", str(ROOT / ".importlinter"), "--no-cache"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    assert "3 kept, 0 broken" in r.stdout
+    assert "4 kept, 0 broken" in r.stdout

@@ -1,7 +1,7 @@
 """Compare curriculum experiments: tables (PNG, Markdown, CSV) and learning curves.
 
 Reads every finished run ``<experiment>/<class>/seed_<n>/metrics.jsonl``
-(:func:`cdo_train.run_folder.run_status` is ``finished``) at any depth below each
+(:func:`cdo_train.training.run_folder.run_status` is ``finished``) at any depth below each
 ``--logdir`` (repeatable). An experiment is named by its folder's path below
 its logdir (``hard/default`` for ``result/hard/default/turf/seed_111``);
 when two logdirs hold the same experiment, class and seed, each logdir's name
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from cdo_train.run_folder import read_metrics, read_run_info, run_seed
+from cdo_train.training.run_folder import read_metrics, read_run_info, run_seed
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 LABELS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO", "difficulty": "difficulty t"}

@@ -41,7 +41,7 @@ __all__ = ["fair_eager", "main", "measure"]
 
 def fair_eager(model: torch.nn.Module, device: torch.device) -> Callable[[torch.Tensor], tuple]:
     """``image uint8 (B, H, W, 3) on device -> (map (B, 1, H, W), score (B,))`` the way a user writes it."""
-    from cdo_train.triton_head import reference_level_sum
+    from cdo_train.model.triton_head import reference_level_sum
 
     model = model.eval().to(device=device, memory_format=torch.channels_last)
     head = model.head
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--json", required=True)
     a = p.parse_args(argv)
-    from cdo_train.runio import load_model
+    from cdo_train.training.saved_model import load_model
 
     package = None
     if a.bundle:

@@ -70,9 +70,9 @@ def env(results: Path) -> dict[str, Any]:
 def train(work: Path, results: Path, cuda: bool) -> dict[str, Any]:
     import logging
 
-    from cdo_train.config import TrainConfig
+    from cdo_train.training.config import TrainConfig
     from cdo_train.data import make_demo_dataset
-    from cdo_train.distributed import launch
+    from cdo_train.training.distributed import launch
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if cuda:  # lite0 at 256 px, the setting; random teacher: speed does not depend on the weights
@@ -100,7 +100,7 @@ def aoti(run: Path, bundle: Path, results: Path, fused: bool) -> dict[str, Any]:
     import logging
 
     from cdo_train.export.aoti import export_aoti
-    from cdo_train.runio import load_model
+    from cdo_train.training.saved_model import load_model
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     res = export_aoti(load_model(run), bundle, device="cuda:0", precision="fp16", max_batch=64, fused_head=fused)

@@ -9,7 +9,7 @@ and 8.
   upsample each level to the full H x W, sum, blur at full resolution with the
   33-tap Gaussian (sigma 4 px) as one 33x33 convolution ("naive-2d") or as two
   1-D passes ("naive-sep"), reflect padding, max;
-* cdo (``cdo_train.discrepancy.DiscrepancyHead``): ``2 - 2 <fe,fa>/(|fe||fa|)``
+* cdo (``cdo_train.model.discrepancy.DiscrepancyHead``): ``2 - 2 <fe,fa>/(|fe||fa|)``
   per level, levels summed at stride 4, 9-tap separable blur there (sigma 1),
   one bilinear upsample, max.
 
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cdo_train.discrepancy import DiscrepancyHead, gaussian_kernel1d
+from cdo_train.model.discrepancy import DiscrepancyHead, gaussian_kernel1d
 
 SHAPES = ((24, 64, 64), (40, 32, 32), (112, 16, 16))  # lite0 strides 4/8/16 at 256 px
 
@@ -114,10 +114,10 @@ def time_ort(model: bytes, shapes, batch: int, runs: int) -> tuple[float, int]:
 def real_difference(run_dir: str) -> str:
     """Max |naive - cdo| on a run's test images, and both pixel AUROCs."""
     from cdo_train.data import list_samples
-    from cdo_train.evaluation import load_images
-    from cdo_train.export.runinfo import read_run_info
-    from cdo_train.metrics import pixel_auroc
-    from cdo_train.runio import load_model
+    from cdo_train.training.evaluation import load_images
+    from cdo_train.export.run_inputs import read_run_info
+    from cdo_train.training.metrics import pixel_auroc
+    from cdo_train.training.saved_model import load_model
 
     model = load_model(run_dir)
     cfg = read_run_info(run_dir).config

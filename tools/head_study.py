@@ -18,7 +18,7 @@ each finished run ``<logdir>/<experiment>/<class>/seed_<n>`` it evaluates
   are mapped to 0 and 0.1 (an affine map; its offset shifts every pixel of every
   image alike, so only the scale 0.1 / (q(0.995) - q(0.9)) changes the metrics);
 * memory banks (``--banks``, e.g. ``1024,4096,10%``): the memory-bank head of
-  ``cdo_train.memory_bank`` built from the run's training images (the trainer's
+  ``cdo_train.model.memory_bank`` built from the run's training images (the trainer's
   split; greedy coreset seeded by the run's seed, smaller banks are prefixes of
   the largest), statistics from the held-out good images: ``fuse`` is the
   fused map the head exports, ``fuse-z`` the same with the level-normalised CDO
@@ -48,13 +48,13 @@ import numpy as np
 import torch
 import yaml
 
-from cdo_train.config import TrainConfig
+from cdo_train.training.config import TrainConfig
 from cdo_train.data import list_samples
-from cdo_train.discrepancy import DiscrepancyHead, level_discrepancies
-from cdo_train.evaluation import load_images
-from cdo_train.memory_bank import MemoryBank, greedy_coreset, patch_features
-from cdo_train.metrics import compute_metrics
-from cdo_train.runio import load_model
+from cdo_train.model.discrepancy import DiscrepancyHead, level_discrepancies
+from cdo_train.training.evaluation import load_images
+from cdo_train.model.memory_bank import MemoryBank, greedy_coreset, patch_features
+from cdo_train.training.metrics import compute_metrics
+from cdo_train.training.saved_model import load_model
 from cdo_train.data.splits import train_split
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro")

@@ -23,7 +23,6 @@ GIL, dominates: the worst case for the server. Prints one table; writes
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -39,9 +38,9 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("line_kit", REPO / "tools" / "line_kit.py")
-kit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(kit)
+if not __package__:  # run as `python tools/http_bench.py`: the checkout's root, so `tools` imports as a package
+    sys.path.insert(0, str(REPO))
+from tools import line_kit as kit  # noqa: E402
 
 
 class PageClient(threading.Thread):

@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     from cdo_train.export.graph import export_onnx
     from cdo_train.export.int8_check import check_int8
     from cdo_train.export.precision import quantize_int8
-    from cdo_train.export.runinfo import good_images, load_split, read_run_info, run_splits
+    from cdo_train.export.run_inputs import good_images, load_split, read_run_info, run_splits
     from cdo_train.export.verify import onnx_session, run_onnx
-    from cdo_train.runio import load_model
+    from cdo_train.training.saved_model import load_model
 
     model = load_model(a.run)
     info = read_run_info(a.run)

@@ -6,9 +6,9 @@ the peers see exactly what ``cdo-train`` sees:
 
 * the backbone is the project's teacher (``tf_efficientnet_lite0`` by default), built by
   anomalib's ``TimmFeatureExtractor`` with ``pre_trained=False`` (nothing is downloaded)
-  and then given the project's offline ImageNet weights (``cdo_train.weights``);
+  and then given the project's offline ImageNet weights (``cdo_train.model.weights``);
 * inputs are normalised with the teacher's own statistics (mean = std = 0.5 for lite0),
-  from the same uint8 images ``cdo_train.evaluation.load_images`` gives CDO.
+  from the same uint8 images ``cdo_train.training.evaluation.load_images`` gives CDO.
 
 PatchCore: features at strides 8 and 16 (timm ``out_indices`` 2, 3), anomalib's 3x3
 average pooling, stride-16 features upsampled to stride 8 and concatenated, k-center-greedy
@@ -40,9 +40,9 @@ from torch import nn
 
 from cdo_deploy.errors import CdoError
 from cdo_deploy.registry import Registry
-from cdo_train.backbones import BACKBONES
-from cdo_train.models import load_features_state
-from cdo_train.weights import load_teacher_state
+from cdo_train.model.backbones import BACKBONES
+from cdo_train.model.cdo_model import load_features_state
+from cdo_train.model.weights import load_teacher_state
 
 __all__ = ["PEERS", "Clock", "PeerConfig", "PeerOutput", "anomalib_metrics", "build_peer", "fit_predict",
            "require_anomalib"]
@@ -242,7 +242,7 @@ def anomalib_metrics(labels: np.ndarray, scores: np.ndarray, masks: np.ndarray,
                      maps: np.ndarray) -> dict[str, float]:
     """anomalib's own image AUROC, pixel AUROC and ``_AUPRO`` (FPR limit 0.3), plus scikit-learn's AUROCs.
 
-    A cross-check of ``cdo_train.metrics`` on the same maps; not used for the tables. Scores
+    A cross-check of ``cdo_train.training.metrics`` on the same maps; not used for the tables. Scores
     and maps are min-max scaled first, as anomalib's post-processor does before its metrics.
 
     Args:

@@ -5,7 +5,7 @@ models, the project's ``tf_efficientnet_lite0`` teacher with its offline ImageNe
 is fitted on all good training images and run on the test set; every finished cdo-train
 run found under ``--cdo-runs`` for those classes is re-predicted on the same test set with
 ``cdo_train.api.load_run(...).predict``. Both are scored by one function,
-``cdo_train.metrics.compute_metrics``, on masks at ``--image-size`` (a cdo run trained at
+``cdo_train.training.metrics.compute_metrics``, on masks at ``--image-size`` (a cdo run trained at
 another size has its maps resized bilinearly to it).
 
 Writes under ``--out``:
@@ -50,15 +50,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: nothing here ma
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/: comparison.py, peer_models.py
-import comparison  # noqa: E402
-import peer_models  # noqa: E402
+if not __package__:  # run as `python tools/peers.py`: the checkout's root, so `tools` imports as a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools import comparison, peer_models  # noqa: E402
 
 from cdo_deploy.errors import CdoError  # noqa: E402
 from cdo_train.data import list_classes, list_samples  # noqa: E402
-from cdo_train.evaluation import EvalSet, load_images  # noqa: E402
-from cdo_train.metrics import compute_metrics  # noqa: E402
-from cdo_train.run_folder import MODEL_CONFIG, SUMMARY, WEIGHTS, run_seed, run_status  # noqa: E402
+from cdo_train.training.evaluation import EvalSet, load_images  # noqa: E402
+from cdo_train.training.metrics import compute_metrics  # noqa: E402
+from cdo_train.training.run_folder import MODEL_CONFIG, SUMMARY, WEIGHTS, run_seed, run_status  # noqa: E402
 
 BASELINE = "patchcore"
 CDO_PREFIX = "cdo-"
@@ -287,7 +287,7 @@ def timing_markdown(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-CAPTION = ("Cell: mean ± std over seeds (n seeds) of one run per class and seed, scored by cdo_train.metrics on the "
+CAPTION = ("Cell: mean ± std over seeds (n seeds) of one run per class and seed, scored by cdo_train.training.metrics on the "
            "same test images and masks. mean: per-seed class average, seeds with every class only. Δ: paired per-seed "
            "difference of mean from patchcore ± standard error. cdo fit s = its training time (summary.json). "
            "-: missing. Bold: best mean of the column.")

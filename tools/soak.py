@@ -23,7 +23,6 @@ Exit status 0 only when all checks pass.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -37,9 +36,9 @@ from pathlib import Path
 import cv2
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("line_kit", REPO / "tools" / "line_kit.py")
-kit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(kit)
+if not __package__:  # run as `python tools/soak.py`: the checkout's root, so `tools` imports as a package
+    sys.path.insert(0, str(REPO))
+from tools import line_kit as kit  # noqa: E402
 
 
 class RecordCounter:

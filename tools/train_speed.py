@@ -33,11 +33,11 @@ import time
 
 import torch
 
-from cdo_train.anomalies import SynthParams, synthesize
-from cdo_train.config import TrainConfig
-from cdo_train.loop import cpu_seconds
-from cdo_train.models import CDOModel, ModelConfig
-from cdo_train.step import batch_loss, native_bf16, step_precision, to_float_batch
+from cdo_train.synth.anomalies import SynthParams, synthesize
+from cdo_train.training.config import TrainConfig
+from cdo_train.training.meters import cpu_seconds
+from cdo_train.model.cdo_model import CDOModel, ModelConfig
+from cdo_train.training.step import batch_loss, native_bf16, step_precision, to_float_batch
 
 DEFAULT_VARIANTS = ("today:--cpu-bf16 false --steps 1000", "new:")
 
@@ -62,7 +62,7 @@ def _images(args) -> tuple[torch.Tensor, object]:
         g = torch.Generator().manual_seed(0)
         return torch.randint(0, 256, (32, args.image_size, args.image_size, 3), dtype=torch.uint8, generator=g), None
     from cdo_train.data.splits import samples
-    from cdo_train.evaluation import load_images
+    from cdo_train.training.evaluation import load_images
 
     cfg = TrainConfig(data_root=args.data_root, class_names=(args.class_name,))
     train = load_images(samples(cfg, args.class_name, "train"), args.image_size)
@@ -117,7 +117,7 @@ def _worker(args, flags: str) -> dict:
     out = {"core": core, "wall": wall, "precision": precision.name, "channels_last": precision.channels_last,
            "steps": cfg.total_steps(len(images)), "evaluations": -(-cfg.total_steps(len(images)) // cfg.eval_every)}
     if args.eval and test is not None:  # one evaluation (fp32, as every run's)
-        from cdo_train.evaluation import evaluate
+        from cdo_train.training.evaluation import evaluate
 
         c0 = cpu_seconds()
         evaluate(model, test, torch.device("cpu"), cfg.batch_size)

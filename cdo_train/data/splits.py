@@ -14,7 +14,7 @@ calibrates int8 on the same training images, never on the hold-out):
 
 Example:
     >>> import tempfile
-    >>> from cdo_train.config import TrainConfig
+    >>> from cdo_train.training.config import TrainConfig
     >>> from cdo_train.data import make_demo_dataset
     >>> root = make_demo_dataset(tempfile.mkdtemp(), classes=["weave"], n_train=10, n_test_good=1,
     ...                          n_test_defect=1, size=32)

@@ -10,7 +10,7 @@ The exported graph is the bundle contract (:mod:`cdo_deploy.bundle`)::
     image uint8 (B, H, W, 3) RGB, B dynamic in [1, max_batch]
       -> permute to NCHW (a channels-last view, no copy) -> float / 255 -> (x - mean) / std
       -> teacher, student in ``precision`` (fp16: backbones in half, channels-last on CUDA)
-      -> level sum in fp32 (the fused Triton kernel of :mod:`cdo_train.triton_head` on CUDA,
+      -> level sum in fp32 (the fused Triton kernel of :mod:`cdo_train.model.triton_head` on CUDA,
          embedded in the package; the reference on CPU), then ``DiscrepancyHead`` itself: blur,
          upsample, score
       -> anomaly_map float32 (B, 1, H, W), score float32 (B,)
@@ -21,7 +21,7 @@ architecture they were built on) and to the torch version: build it on the
 machine (or an identical one) that runs it. Building takes minutes.
 
 Example:
-    >>> from cdo_train.runio import load_model
+    >>> from cdo_train.training.saved_model import load_model
     >>> res = export_aoti(load_model("result/exp/weave/seed_111"), "bundle")   # doctest: +SKIP
     >>> res.variant, res.path.name                                            # doctest: +SKIP
     ('aoti-fp16', 'model_aoti_fp16.pt2')
@@ -69,7 +69,7 @@ class AotiGraph(nn.Module):
     Args:
         model: a trained ``CDOModel`` (its teacher and student are converted to ``dtype`` in place).
         dtype: ``torch.float32`` or ``torch.float16`` for the backbones; the head is fp32.
-        fused_head: use :func:`cdo_train.triton_head.fused_level_sum` (Triton on CUDA).
+        fused_head: use :func:`cdo_train.model.triton_head.fused_level_sum` (Triton on CUDA).
     """
 
     def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32, fused_head: bool = True) -> None:
@@ -87,7 +87,7 @@ class AotiGraph(nn.Module):
         x = image.permute(0, 3, 1, 2).float() / 255.0
         x = ((x - m.mean) / m.std).to(self.dtype)
         fe, fa = list(m.teacher(x)), list(m.student(x))
-        from ..triton_head import fused_level_sum, reference_level_sum
+        from ..model.triton_head import fused_level_sum, reference_level_sum
 
         return m.head(fe, fa, m.bank, level_sum=fused_level_sum if self.fused_head else reference_level_sum)
 
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-fused-head", action="store_true")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from ..runio import load_model
+    from ..training.saved_model import load_model
 
     try:
         res = export_aoti(load_model(a.run_dir), a.bundle, device=a.device, precision=a.precision,

@@ -44,7 +44,7 @@ from cdo_deploy.thresholds import fmt_threshold
 
 from .formats import ExportOptions, get_format
 from .int8_check import Int8Check
-from .runinfo import RunInfo, check_run_folder, good_images, read_run_info, weak_run_warnings
+from .run_inputs import RunInfo, check_run_folder, good_images, read_run_info, weak_run_warnings
 from .verify import FP32_TOL, Parity, compare, onnx_session, run_onnx, torch_reference
 
 __all__ = ["ExportResult", "ExportedFile", "export_run", "export_stages"]
@@ -116,7 +116,7 @@ def _commit(tmp: Path, out: Path) -> None:
 
 def _meta(model: Any, info: RunInfo, variants: dict[str, str], parity: list[Parity], calibration_images: list[str],
           int8_check: Int8Check | None) -> BundleMeta:
-    from ..backbones import BACKBONES
+    from ..model.backbones import BACKBONES
 
     cfg = model.cfg
     cal = info.calibration
@@ -207,7 +207,7 @@ def _check_int8(protos: dict[str, Any], opts: ExportOptions, info: RunInfo, size
     from dataclasses import replace
 
     from .int8_check import check_int8
-    from .runinfo import load_split, run_splits
+    from .run_inputs import load_split, run_splits
 
     splits = run_splits(info)
     holdout = test = None
@@ -260,7 +260,7 @@ def export_run(run_dir: str | Path, bundle_dir: str | Path, options: ExportOptio
     """
     import onnx
 
-    from ..runio import load_model
+    from ..training.saved_model import load_model
     from .checks import tensorrt_problems
     from .graph import set_metadata
 

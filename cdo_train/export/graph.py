@@ -1,6 +1,6 @@
 """The deployed graph: uint8 images in, anomaly map and score out, all in ONNX.
 
-:class:`DeployGraph` wraps a trained :class:`~cdo_train.models.CDOModel` so the
+:class:`DeployGraph` wraps a trained :class:`~cdo_train.model.cdo_model.CDOModel` so the
 exported graph is the whole computation::
 
     image uint8 (B, H, W, 3) RGB
@@ -22,7 +22,7 @@ those, and everything else (input normalisation, head) stays fp32.
 
 Example:
     >>> import torch
-    >>> from cdo_train.models import CDOModel, ModelConfig
+    >>> from cdo_train.model.cdo_model import CDOModel, ModelConfig
     >>> m = CDOModel(ModelConfig("resnet18", image_size=64, teacher_weights="random")).eval()
     >>> proto = export_onnx(m, opset=17)                     # doctest: +SKIP
     >>> [i.name for i in proto.graph.input]                  # doctest: +SKIP

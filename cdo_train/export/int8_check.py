@@ -9,7 +9,7 @@ int8 noise in the teacher's and the student's features adds to their
 discrepancy everywhere: on the demo run the whole int8 map sits about 0.5 above
 fp32's while the ranking (AUROC) is unchanged. So by default (``own_thresholds``)
 the int8 variant gets its own thresholds, by training's rule
-(:func:`cdo_train.evaluation.threshold_rule`) on its own outputs over the same
+(:func:`cdo_train.training.evaluation.threshold_rule`) on its own outputs over the same
 images, and its decisions at those thresholds are compared with fp32's at the
 bundle's.
 
@@ -115,7 +115,7 @@ def check_int8(fp32: InferFn, int8: InferFn, image_threshold: float | None,
         batch: batch size for both graphs.
         own_thresholds: re-calibrate int8's thresholds on its own outputs (else: the bundle's).
     """
-    from ..evaluation import threshold_rule
+    from ..training.evaluation import threshold_rule
 
     thr = float("inf") if image_threshold is None else float(image_threshold)
     h_img, h_names = holdout if holdout is not None and len(holdout[0]) else (None, [])

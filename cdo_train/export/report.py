@@ -1,6 +1,6 @@
 """Accuracy and CPU speed of every ONNX variant of a bundle on the run's test set.
 
-Rows: the PyTorch reference (``cdo_train.evaluation.predict``, what training
+Rows: the PyTorch reference (``cdo_train.training.evaluation.predict``, what training
 reported) and each ``variants`` entry of ``model.json`` run in ONNX Runtime on
 CPU. Columns: image and pixel AUROC, AUPRO, OK/NG decisions at the bundle's
 image threshold that differ from the reference, and median latency per batch
@@ -79,12 +79,12 @@ def variant_report(bundle_dir: str | Path, run_dir: str | Path | None = None, ba
     Raises:
         CdoError: no run folder or no labelled test set.
     """
-    from ..config import TrainConfig
+    from ..training.config import TrainConfig
     from ..data.splits import samples as split_samples
-    from ..evaluation import load_images
-    from ..metrics import compute_metrics
-    from ..runio import load_model
-    from .runinfo import read_run_info
+    from ..training.evaluation import load_images
+    from ..training.metrics import compute_metrics
+    from ..training.saved_model import load_model
+    from .run_inputs import read_run_info
 
     bundle = Path(bundle_dir)
     meta = load_bundle_meta(bundle)

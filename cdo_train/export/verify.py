@@ -1,6 +1,6 @@
 """Parity of an exported graph with the PyTorch model, in ONNX Runtime on CPU.
 
-The reference is :func:`cdo_train.evaluation.predict`, the function training
+The reference is :func:`cdo_train.training.evaluation.predict`, the function training
 uses for its metrics, so "ONNX equals the reference" means "the deployed graph
 reproduces the metrics training reported".
 
@@ -73,10 +73,10 @@ def run_onnx(session: Any, images: np.ndarray, batch_size: int = 8) -> tuple[np.
 
 
 def torch_reference(model: Any, images: np.ndarray, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """The trainer's own prediction (``cdo_train.evaluation.predict``) on CPU."""
+    """The trainer's own prediction (``cdo_train.training.evaluation.predict``) on CPU."""
     import torch
 
-    from ..evaluation import predict
+    from ..training.evaluation import predict
 
     return predict(model, images, torch.device("cpu"), batch_size)
 

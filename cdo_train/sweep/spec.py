@@ -42,7 +42,7 @@ from typing import Any
 
 from cdo_deploy.errors import CdoError, did_you_mean
 
-from ..config import TrainConfig, load_config_file
+from ..training.config import TrainConfig, load_config_file
 from ..data.splits import run_classes
 
 __all__ = ["SWEEP_KEYS", "Sweep", "Trial", "load_sweep"]

@@ -1,10 +1,10 @@
 """One sweep trial, decided by its run folder: skip it, resume it or start it.
 
-The run folder is the source of truth (:func:`cdo_train.runio.run_status`),
+The run folder is the source of truth (:func:`cdo_train.training.run_folder.run_status`),
 so a sweep restarted after any kind of stop does the right thing whatever
 Ray remembers: a finished run is skipped, an interrupted one (a
 ``checkpoint.pt``: periodic, or written on SIGINT / SIGTERM) continues with
-``cdo_train.trainer.resume`` (as ``cdo-train --resume``), and one that died
+``cdo_train.training.trainer.resume`` (as ``cdo-train --resume``), and one that died
 before its first checkpoint starts again (the dead folder is replaced, as
 ``--exist-ok``). A trial holds an exclusive lock on ``.seed_<n>.lock``
 beside its run folder while it decides and trains, so a worker of a killed
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..checkpoint import CHECKPOINT
-from ..runio import run_status
+from ..training.checkpoint import CHECKPOINT
+from ..training.run_folder import run_status
 from .spec import Trial
 
 __all__ = ["RESULT_FILES", "TrialResult", "action", "collect", "finished_result", "run_trial"]
@@ -106,7 +106,7 @@ def run_trial(trial: Trial, threads: int | None = None, device: str | None = Non
     """
     import torch
 
-    from ..trainer import resume, train_one
+    from ..training.trainer import resume, train_one
 
     if threads:
         torch.set_num_threads(threads)

@@ -8,7 +8,6 @@ white patch score 1.0. Thresholds: image 0.75, pixel 0.7.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -20,10 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-_spec = importlib.util.spec_from_file_location("line_kit", Path(__file__).resolve().parents[2] / "tools" /
-                                               "line_kit.py")
-kit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(kit)
+from tools import line_kit as kit
+
 SIZE, IMAGE_THRESHOLD, PIXEL_THRESHOLD = kit.SIZE, kit.IMAGE_THRESHOLD, kit.PIXEL_THRESHOLD
 build_tiny_onnx, make_part, wait_for, free_port = kit.build_tiny_onnx, kit.make_part, kit.wait_for, kit.free_port
 Broker, Subscriber = kit.Broker, kit.Subscriber

@@ -31,8 +31,8 @@ def test_bundle_module_stays_light():
 def test_metrics_are_one_module_without_scipy():
     """Training and the runtime share one metric code; the runtime's extra has no scipy."""
     import cdo_deploy.metrics
-    import cdo_train.metrics
+    import cdo_train.training.metrics
 
-    assert cdo_train.metrics.compute_metrics is cdo_deploy.metrics.compute_metrics
+    assert cdo_train.training.metrics.compute_metrics is cdo_deploy.metrics.compute_metrics
     loaded = modules_after("import cdo_deploy.metrics")
     assert not [m for m in loaded if m.split(".")[0] in ("scipy", "torch", "cdo_train")]

@@ -1,4 +1,4 @@
-"""Tests for cdo_deploy.metrics (re-exported as cdo_train.metrics): hand-computed cases, scikit-learn
+"""Tests for cdo_deploy.metrics (re-exported as cdo_train.training.metrics): hand-computed cases, scikit-learn
 and an independent AUPRO reference (scipy labelling, a loop over thresholds)."""
 
 from __future__ import annotations

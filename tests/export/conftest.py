@@ -36,8 +36,8 @@ def exported(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> typ
 def test_set(trained_run: Path):
     """The run's test images at model resolution (EvalSet: images, masks, labels)."""
     from cdo_train.data import list_samples
-    from cdo_train.evaluation import load_images
-    from cdo_train.export.runinfo import read_run_info
+    from cdo_train.training.evaluation import load_images
+    from cdo_train.export.run_inputs import read_run_info
 
     cfg = read_run_info(trained_run).config
     return load_images(list_samples("mvtec2d", cfg["data_root"], "weave", "test"), cfg["image_size"])

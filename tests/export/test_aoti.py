@@ -17,7 +17,7 @@ from cdo_deploy.bundle import BundleMeta, load_bundle_meta
 from cdo_deploy.errors import CdoError
 from cdo_train.export.aoti import AotiGraph, aoti_file, aoti_variant, export_aoti
 from cdo_train.export.graph import DeployGraph
-from cdo_train.models import CDOModel, ModelConfig
+from cdo_train.model.cdo_model import CDOModel, ModelConfig
 
 
 def _model(seed: int = 0) -> CDOModel:
@@ -55,7 +55,7 @@ def test_bad_options_fail_before_compiling(tmp_path):
 @pytest.mark.slow
 def test_aoti_package_in_the_bundle_matches_onnxruntime(exported, tmp_path):
     from cdo_deploy import Inspector
-    from cdo_train.runio import load_model
+    from cdo_train.training.saved_model import load_model
 
     bundle = tmp_path / "bundle"
     shutil.copytree(exported.bundle, bundle)

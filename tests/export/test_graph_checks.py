@@ -110,7 +110,7 @@ def test_precision_lives_in_the_graph_head_stays_fp32(exported, symmetric_int8):
 
 def test_topk_score_and_opset_24_export(trained_run):
     from cdo_train.export.graph import export_onnx
-    from cdo_train.models import CDOModel, ModelConfig
+    from cdo_train.model.cdo_model import CDOModel, ModelConfig
 
     model = CDOModel(ModelConfig("resnet18", image_size=64, teacher_weights="random", score_rule="topk_mean",
                                  topk=50)).eval()
@@ -172,7 +172,7 @@ def test_walker_flags_each_known_parser_constraint():
 def test_score_levels_graph_exports_and_matches_torch():
     from cdo_train.export.graph import export_onnx
     from cdo_train.export.verify import torch_reference
-    from cdo_train.models import CDOModel, ModelConfig
+    from cdo_train.model.cdo_model import CDOModel, ModelConfig
 
     model = CDOModel(ModelConfig("resnet18", image_size=64, teacher_weights="random", score_levels=2)).eval()
     images = np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)

@@ -3,7 +3,7 @@
 The files of every kind and size of ``tests/deploy/test_image_parity.py`` (grey, RGB, BGRA, 16-bit,
 float32 TIFFs in [0, 1] and [0, 255], JPEG; larger, smaller and mixed relative to the 64 px model) go
 through ``cdo_deploy.Inspector`` (ONNX Runtime, fp32, file paths as ``cdo-inspect`` gets them) and
-through training's reader and ``cdo_train.evaluation.predict`` (PyTorch): the scores and maps agree
+through training's reader and ``cdo_train.training.evaluation.predict`` (PyTorch): the scores and maps agree
 within float32 tolerance, so a threshold calibrated in training means the same on the line.
 """
 
@@ -22,8 +22,8 @@ def test_bundle_scores_equal_training_evaluation(exported, tmp_path, hw):
     import torch
 
     from cdo_train.data import read_image
-    from cdo_train.evaluation import predict
-    from cdo_train.runio import load_model
+    from cdo_train.training.evaluation import predict
+    from cdo_train.training.saved_model import load_model
 
     paths = list(write_image_kinds(tmp_path, hw).values())
     model = load_model(exported.run)

@@ -14,14 +14,14 @@ import pytest
 
 from cdo_deploy.bundle import load_bundle_meta
 from cdo_train.export.verify import FP32_TOL, onnx_session, run_onnx, torch_reference
-from cdo_train.metrics import image_auroc, pixel_auroc
+from cdo_train.training.metrics import image_auroc, pixel_auroc
 
 FP16_REL_TOL = 0.02
 
 
 @pytest.fixture(scope="module")
 def model(trained_run):
-    from cdo_train.runio import load_model
+    from cdo_train.training.saved_model import load_model
 
     return load_model(trained_run)
 

@@ -51,7 +51,7 @@ def test_real_model_fp16_package_matches_the_eager_model(tmp_path):
 
     from cdo_deploy.bundle import BundleMeta
     from cdo_train.export.aoti import export_aoti
-    from cdo_train.models import CDOModel, ModelConfig
+    from cdo_train.model.cdo_model import CDOModel, ModelConfig
 
     BundleMeta(height=64, width=64, backbone="resnet18").save(tmp_path)
     torch.manual_seed(0)

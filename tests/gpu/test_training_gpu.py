@@ -13,7 +13,7 @@ pytestmark = pytest.mark.gpu
 @pytest.mark.parametrize("realistic", [0.0, 1.0])
 def test_anomalies_on_cuda_are_the_cpu_paths(realistic):
     """One generator: the same seed pastes the same anomalies on the GPU as on the CPU."""
-    from cdo_train.anomalies import SynthParams, synthesize
+    from cdo_train.synth.anomalies import SynthParams, synthesize
 
     x = torch.rand(8, 3, 64, 64)
     params = SynthParams(realistic=realistic)
@@ -24,8 +24,8 @@ def test_anomalies_on_cuda_are_the_cpu_paths(realistic):
 
 
 def test_fast_path_trains_on_the_gpu_and_reports_throughput(tiny_demo_root, tmp_path):
-    from cdo_train.config import TrainConfig
-    from cdo_train.distributed import launch
+    from cdo_train.training.config import TrainConfig
+    from cdo_train.training.distributed import launch
 
     cfg = TrainConfig(data_root=str(tiny_demo_root), class_names=("weave",), image_size=64, batch_size=4,
                       epochs=2, eval_every=1, progress=False, backbone="resnet18", teacher_weights="random",

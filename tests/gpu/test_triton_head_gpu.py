@@ -36,7 +36,7 @@ def _features(b, chans, h0, w0, dtype, channels_last, gen):
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("shape", SHAPES, ids=[f"{s[0]}x{s[1][0]}@{s[2]}x{s[3]}" for s in SHAPES])
 def test_compiled_kernels_match_the_reference(shape, dtype, channels_last):
-    from cdo_train.triton_head import fused_level_sum, mode, reference_level_sum
+    from cdo_train.model.triton_head import fused_level_sum, mode, reference_level_sum
 
     gen = torch.Generator(device="cuda").manual_seed(0)
     fe, fa = _features(*shape, dtype, channels_last, gen)
@@ -52,7 +52,7 @@ def test_compiled_kernels_match_the_reference(shape, dtype, channels_last):
 
 def test_inductor_embeds_the_kernels_with_a_dynamic_batch():
     """torch.compile lowers the triton_op through Inductor, the same route AOTInductor takes."""
-    from cdo_train.triton_head import fused_level_sum, reference_level_sum
+    from cdo_train.model.triton_head import fused_level_sum, reference_level_sum
 
     def head(e0, a0, e1, a1, e2, a2):
         return fused_level_sum([e0, e1, e2], [a0, a1, a2]) * 0.5
@@ -68,7 +68,7 @@ def test_inductor_embeds_the_kernels_with_a_dynamic_batch():
 
 def test_fused_sum_is_faster_than_the_reference_at_lite0_batch_64():
     """Reported, loosely asserted: the fused sum should not be slower than eager PyTorch."""
-    from cdo_train.triton_head import fused_level_sum, reference_level_sum
+    from cdo_train.model.triton_head import fused_level_sum, reference_level_sum
 
     fe, fa = _features(64, (24, 40, 112), 64, 64, torch.float16, True, torch.Generator(device="cuda").manual_seed(0))
 

@@ -1,19 +1,12 @@
 """tools/comparison.py: aggregation (last-N mean, peak, seeds, missing runs, paired Δ) and its outputs."""
 
 import csv
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("comparison", REPO / "tools" / "comparison.py")
-comparison = importlib.util.module_from_spec(_spec)
-sys.modules["comparison"] = comparison  # dataclasses look their module up
-_spec.loader.exec_module(comparison)
+from tools import comparison
 
 
 def _write_run(root, exp, cls, seed, values, curriculum="linear", finished=True):

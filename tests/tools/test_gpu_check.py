@@ -8,7 +8,7 @@ tools/gpu_bench.py runs on a tiny model on the CPU.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -24,11 +24,7 @@ ORDER = ["env", "train", "export", "aoti", "bench_torch", "bench_fair", "bench_o
 
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module(f"tools.{name}")
 
 
 def _run(out: Path, **env: str) -> subprocess.CompletedProcess:
@@ -115,7 +111,7 @@ def test_summary_reports_targets_ratios_and_failed_tests_and_pack_caps_the_archi
 def test_fair_eager_baseline_runs_and_every_row_has_its_ratio():
     torch = pytest.importorskip("torch")
     gpu_bench = _tool("gpu_bench")
-    from cdo_train.models import CDOModel, ModelConfig
+    from cdo_train.model.cdo_model import CDOModel, ModelConfig
 
     torch.manual_seed(0)
     model = CDOModel(ModelConfig("resnet18", image_size=32, teacher_weights="random"))

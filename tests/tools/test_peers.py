@@ -14,11 +14,7 @@ import pytest
 
 from cdo_deploy.errors import CdoError
 
-REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("peers", REPO / "tools" / "peers.py")
-peers = importlib.util.module_from_spec(_spec)
-sys.modules["peers"] = peers  # dataclasses look their module up
-_spec.loader.exec_module(peers)
+from tools import peers
 
 needs_anomalib = pytest.mark.skipif(
     importlib.util.find_spec("anomalib") is None,
@@ -86,9 +82,9 @@ def test_cdo_run_is_scored_by_the_projects_metric_function(trained_run, tiny_dem
     """No peer, one cdo run: the JSON's metrics are compute_metrics of load_run().predict, as cdo-train's own."""
     from cdo_train.api import load_run
     from cdo_train.data import list_samples
-    from cdo_train.evaluation import load_images
-    from cdo_train.metrics import compute_metrics
-    from cdo_train.runio import read_metrics
+    from cdo_train.training.evaluation import load_images
+    from cdo_train.training.metrics import compute_metrics
+    from cdo_train.training.run_folder import read_metrics
 
     args = ["--data-root", str(tiny_demo_root), "--class-name", "weave", "--image-size", "64", "--no-peers",
             "--cdo-runs", str(trained_run.parent.parent), "--out", str(tmp_path)]
@@ -133,7 +129,7 @@ def test_teacher_inside_patchcore_has_the_projects_weights():
     from skimage import data
 
     from cdo_train.data import resize
-    from cdo_train.models import CDOModel, ModelConfig
+    from cdo_train.model.cdo_model import CDOModel, ModelConfig
 
     cfg = peers.peer_models.PeerConfig()
     model = peers.peer_models.build_peer("patchcore", cfg).eval()

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from cdo_deploy.errors import CdoError
 from cdo_train.cli import _cli
-from cdo_train.config import RESUME_OVERRIDES, STUDENTS, TrainConfig
+from cdo_train.training.config import RESUME_OVERRIDES, STUDENTS, TrainConfig
 from cdo_train.export.formats import ExportOptions
 from tests.conftest import run_cli
 

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from cdo_deploy.errors import CdoError
-from cdo_train.curriculum import PACING_FUNCTIONS, SCHEDULES, Schedule, build_schedule
+from cdo_train.training.curriculum import PACING_FUNCTIONS, SCHEDULES, Schedule, build_schedule
 
 GRID = [i / 200 for i in range(201)]
 RISING = ["linear", "quadratic", "root", "exponential", "logarithmic", "step", "function-step"]
@@ -129,7 +129,7 @@ def test_bad_parameters_are_user_errors_that_list_what_is_accepted():
 
 
 def test_a_new_schedule_is_a_few_lines():
-    from cdo_train.curriculum import Pacing
+    from cdo_train.training.curriculum import Pacing
 
     @SCHEDULES.register("test-cubic")
     class Cubic(Pacing):

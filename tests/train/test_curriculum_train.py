@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from cdo_deploy.errors import CdoError
 from cdo_train.cli import _cli
-from cdo_train.config import TrainConfig
-from cdo_train.ordering import DataCurriculum, check_ordering
-from cdo_train.trainer import train
+from cdo_train.training.config import TrainConfig
+from cdo_train.training.ordering import DataCurriculum, check_ordering
+from cdo_train.training.trainer import train
 
 TINY = dict(backbone="resnet18", teacher_weights="random", image_size=32, batch_size=4, epochs=3, eval_every=1,
             device="cpu", progress=False, class_names=("weave",))

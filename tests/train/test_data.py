@@ -270,4 +270,4 @@ def test_demo_cli(tmp_path, capsys):
 def test_data_package_does_not_import_torch():
     from tests.conftest import modules_after
 
-    assert "torch" not in modules_after("import cdo_train.data, cdo_train.metrics, cdo_train.visualize")
+    assert "torch" not in modules_after("import cdo_train.data, cdo_train.training.metrics, cdo_train.training.visualize")

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from cdo_deploy.errors import CdoError
-from cdo_train.anomalies import SynthParams, synthesize
-from cdo_train.difficulty import KNOBS, resolve_knobs, validate_knobs
+from cdo_train.synth.anomalies import SynthParams, synthesize
+from cdo_train.synth.difficulty import KNOBS, resolve_knobs, validate_knobs
 
 GENERATOR_KNOBS = ["amplitude", "frequency", "blending", "size", "count"]
 TS = [i / 10 for i in range(11)]

@@ -1,4 +1,4 @@
-"""Multi-process training (``cdo_train.distributed``): sharding, GPU-side anomalies, DDP with gloo on CPU.
+"""Multi-process training (``cdo_train.training.distributed``): sharding, GPU-side anomalies, DDP with gloo on CPU.
 
 The two-process runs spawn fresh interpreters on the 2 shared CPU cores (about
 a minute together), so they are slow-marked.
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from cdo_deploy.errors import CdoError
-from cdo_train.config import TrainConfig
-from cdo_train.distributed import _split, launch, shard
+from cdo_train.training.config import TrainConfig
+from cdo_train.training.distributed import _split, launch, shard
 
 
 def test_shards_cover_a_batch_with_equal_sizes():

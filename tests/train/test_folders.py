@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cdo_deploy.errors import CdoError
-from cdo_train.config import TrainConfig
+from cdo_train.training.config import TrainConfig
 from cdo_train.data import make_demo_dataset
 from cdo_train.data.folders import FolderSpec, folder_classes, folder_samples
 from cdo_train.data.splits import calibration_samples, run_classes, samples, train_split

@@ -1,13 +1,13 @@
-"""Realistic synthetic anomalies (``cdo_train.anomaly_shapes``) and the paper's path staying bit-identical."""
+"""Realistic synthetic anomalies (``cdo_train.synth.shapes``) and the paper's path staying bit-identical."""
 
 import pytest
 import torch
 
 from cdo_deploy.errors import CdoError
-from cdo_train.anomalies import SynthParams, synthesize
-from cdo_train.anomaly_shapes import perlin_masks, perlin_noise
-from cdo_train.config import TrainConfig
-from cdo_train.difficulty import resolve_knobs
+from cdo_train.synth.anomalies import SynthParams, synthesize
+from cdo_train.synth.shapes import perlin_masks, perlin_noise
+from cdo_train.training.config import TrainConfig
+from cdo_train.synth.difficulty import resolve_knobs
 
 
 def _paper_reference(images, generator):

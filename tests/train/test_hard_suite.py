@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import yaml
 
-from cdo_train.config import TrainConfig
+from cdo_train.training.config import TrainConfig
 from cdo_train.data import list_samples, load_sample, make_demo_dataset
 from cdo_train.data.demo import DEFAULT_DEMO_CLASSES, demo_classes
 from cdo_train.data.procedural import DEMO_CLASSES, DEMO_DEFECTS
 from cdo_train.data.procedural_hard import HARD_DEFECT_TYPES
-from cdo_train.trainer import train
+from cdo_train.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,15 +93,11 @@ def test_training_with_realistic_anomalies_and_head_study(tmp_path):
 
 
 def test_head_study_level_weights_of_one_reproduce_the_head():
-    import importlib.util
-
     import torch
 
-    from cdo_train.discrepancy import DiscrepancyHead
+    from cdo_train.model.discrepancy import DiscrepancyHead
+    from tools import head_study as mod
 
-    spec = importlib.util.spec_from_file_location("head_study", REPO / "tools" / "head_study.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     g = torch.Generator().manual_seed(0)
     fe = [torch.randn(2, c, s, s, generator=g) for c, s in ((8, 16), (12, 8), (16, 4))]
     fa = [torch.randn(2, c, s, s, generator=g) for c, s in ((8, 16), (12, 8), (16, 4))]
@@ -114,7 +110,7 @@ def test_head_study_level_weights_of_one_reproduce_the_head():
 
 
 def test_hard_presets_load():
-    from cdo_train.config import load_config_file
+    from cdo_train.training.config import load_config_file
 
     hard = TrainConfig().merged(load_config_file(REPO / "configs" / "hard.yaml"))
     assert (hard.image_size, hard.epochs, hard.synth) == (128, 60, {})
@@ -123,13 +119,10 @@ def test_hard_presets_load():
 
 
 def test_head_study_quantile_weights_are_efficientads_scale():
-    import importlib.util
-
     import torch
 
-    spec = importlib.util.spec_from_file_location("head_study", REPO / "tools" / "head_study.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from tools import head_study as mod
+
     fe = [torch.ones(1, 2, 4, 4)]
     fa = [torch.stack([torch.ones(4, 4), torch.linspace(-1, 1, 16).view(4, 4)])[None]]
     d = torch.cat([x.flatten() for x in mod.level_discrepancies(fe, fa)]).double()

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from cdo_deploy.errors import CdoError
-from cdo_train.discrepancy import DiscrepancyHead, level_discrepancies
-from cdo_train.models import CDOModel, ModelConfig
+from cdo_train.model.discrepancy import DiscrepancyHead, level_discrepancies
+from cdo_train.model.cdo_model import CDOModel, ModelConfig
 from tests.conftest import TRAIN_ARGS, run_cli
 
 
@@ -59,7 +59,7 @@ def test_unit_scales_are_the_plain_head_and_bad_scales_fail():
 
 
 def test_z_scales_give_each_level_unit_spread_on_the_good_images():
-    from cdo_train.level_norm import z_scales
+    from cdo_train.model.level_norm import z_scales
 
     model = CDOModel(ModelConfig("resnet18", image_size=64, teacher_weights="random"))
     images = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
@@ -85,8 +85,8 @@ def test_model_config_round_trips_through_json_and_old_configs_are_plain():
 
 
 def test_config_choices_and_resume_of_an_older_checkpoint(monkeypatch, tmp_path):
-    from cdo_train import trainer
-    from cdo_train.config import LEVEL_NORM, TrainConfig
+    from cdo_train.training import trainer
+    from cdo_train.training.config import LEVEL_NORM, TrainConfig
 
     assert TrainConfig().level_norm == LEVEL_NORM
     with pytest.raises(CdoError, match="level_norm.*none, z"):
@@ -116,8 +116,8 @@ def test_onnx_graph_of_a_normalised_model_matches_torch():
 
 
 def test_cdo_train_level_norm_z_end_to_end(tiny_demo_root, tmp_path):
-    from cdo_train.run_folder import MODEL_CONFIG
-    from cdo_train.runio import load_model
+    from cdo_train.training.run_folder import MODEL_CONFIG
+    from cdo_train.training.saved_model import load_model
 
     r = run_cli("cdo-train", "--data-root", tiny_demo_root, "--output-dir", tmp_path, *TRAIN_ARGS,
                 "--level-norm", "z")

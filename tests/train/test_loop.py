@@ -1,4 +1,4 @@
-"""The training loop both trainers share (cdo_train.loop): throughput, GradScaler, host syncs, hard_suite.sh."""
+"""The training loop both trainers share (cdo_train.training.run): throughput, GradScaler, host syncs, hard_suite.sh."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from cdo_deploy.errors import CdoError
-from cdo_train.config import TrainConfig
-from cdo_train.loop import TrainingRun
-from cdo_train.meters import LossMeter
+from cdo_train.training.config import TrainConfig
+from cdo_train.training.run import TrainingRun
+from cdo_train.training.meters import LossMeter
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = dict(class_names=("weave",), image_size=32, batch_size=4, backbone="resnet18", teacher_weights="random",
@@ -21,8 +21,8 @@ TINY = dict(class_names=("weave",), image_size=32, batch_size=4, backbone="resne
 
 
 def test_both_trainers_share_one_loop_and_log_images_per_s_for_every_epoch(tiny_demo_root, tmp_path):
-    from cdo_train.distributed import launch
-    from cdo_train.trainer import train
+    from cdo_train.training.distributed import launch
+    from cdo_train.training.trainer import train
 
     cfg = TrainConfig(data_root=str(tiny_demo_root), epochs=3, eval_every=1000, **TINY)
     (one,) = train(cfg.merged({"output_dir": str(tmp_path / "one")}))
@@ -94,14 +94,14 @@ def test_the_loss_reaches_the_host_only_when_the_schedule_needs_it(tiny_demo_roo
 
 
 def test_an_interruption_after_the_last_step_still_closes_the_run_on_resume(tiny_demo_root, tmp_path):
-    from cdo_train.signals import TrainingInterrupted
-    from cdo_train.trainer import resume, train
+    from cdo_train.training.signals import TrainingInterrupted
+    from cdo_train.training.trainer import resume, train
 
     cfg = TrainConfig(data_root=str(tiny_demo_root), steps=4, eval_every=4, **TINY)
     (ref,) = train(cfg.merged({"output_dir": str(tmp_path / "ref")}))
     run = TrainingRun(cfg.merged({"output_dir": str(tmp_path / "int")}), "weave", 111, torch.device("cpu"))
-    from cdo_train.anomalies import synthesize
-    from cdo_train.step import batch_loss, to_float_batch
+    from cdo_train.synth.anomalies import synthesize
+    from cdo_train.training.step import batch_loss, to_float_batch
 
     while run.step < run.total_steps:  # the trainer's loop, stopped right after the very last step
         for idx in run.epoch_batches():

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from cdo_train.discrepancy import level_discrepancy
-from cdo_train.loss import cdo_loss, oom_weights
+from cdo_train.model.discrepancy import level_discrepancy
+from cdo_train.training.loss import cdo_loss, oom_weights
 
 
 def _features(seed=0, b=2, c=8, h=8):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cdo_train.memory_bank import MemoryBank, greedy_coreset, patch_features
+from cdo_train.model.memory_bank import MemoryBank, greedy_coreset, patch_features
 from tests.conftest import run_cli
 
 
@@ -81,7 +81,7 @@ def test_cdo_knn_run_trains_saves_exports_and_reloads(tiny_demo_root, tmp_path):
 
 @pytest.mark.parametrize("head", ["cdo", "cdo+knn"])
 def test_head_option_is_validated(head):
-    from cdo_train.config import TrainConfig
+    from cdo_train.training.config import TrainConfig
 
     assert TrainConfig(head=head).head == head
     with pytest.raises(Exception, match="'head' must be one of cdo, cdo\\+knn"):

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from cdo_deploy.errors import CdoError
-from cdo_train.backbones import BACKBONES
-from cdo_train.discrepancy import DiscrepancyHead
-from cdo_train.models import CDOModel, ModelConfig
-from cdo_train.weights import build_classifier, load_teacher_state, read_state_file
+from cdo_train.model.backbones import BACKBONES
+from cdo_train.model.discrepancy import DiscrepancyHead
+from cdo_train.model.cdo_model import CDOModel, ModelConfig
+from cdo_train.model.weights import build_classifier, load_teacher_state, read_state_file
 
 
 def _imagenet_input(image):
@@ -90,7 +90,7 @@ def test_topk_score_rule():
 
 
 def test_unused_backbone_stages_are_dropped_and_old_runs_still_load(tmp_path):
-    from cdo_train.runio import load_model, save_model
+    from cdo_train.training.saved_model import load_model, save_model
 
     m = CDOModel(ModelConfig("tf_efficientnet_lite0", image_size=64, teacher_weights="random"))
     assert len(m.teacher.blocks) == 5 and len(m.student.blocks) == 5  # stride 32 stages 5, 6 never feed a level
@@ -158,7 +158,7 @@ def test_score_levels_zero_or_all_is_the_papers_score(k):
 
 
 def test_score_levels_model_default_and_old_runs():
-    from cdo_train.config import SCORE_LEVELS, TrainConfig
+    from cdo_train.training.config import SCORE_LEVELS, TrainConfig
 
     assert TrainConfig().score_levels == SCORE_LEVELS == 0  # the paper's score unless asked
     assert ModelConfig().score_levels == 0  # a model_config.json saved before the option: all levels, as trained
@@ -171,7 +171,7 @@ def test_score_levels_model_default_and_old_runs():
 
 
 def test_resume_of_a_checkpoint_from_before_score_levels_keeps_all_levels(monkeypatch, tmp_path):
-    from cdo_train import trainer
+    from cdo_train.training import trainer
 
     for saved, want in (({}, 0), ({"score_levels": 2}, 2), ({"score_levels": 1}, 1)):
         monkeypatch.setattr(trainer, "load_checkpoint", lambda d, s=saved: {"config": {"data_root": str(tmp_path), **s}})

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from cdo_deploy.errors import CdoError
-from cdo_train.config import TrainConfig
+from cdo_train.training.config import TrainConfig
 from tests.conftest import cli, run_cli
 
 TINY = dict(class_names=("weave",), image_size=32, batch_size=4, backbone="resnet18", teacher_weights="random",
@@ -60,7 +60,7 @@ def test_config_type_errors_name_the_key_and_type(tmp_path):
 
 
 def test_a_finished_run_is_never_overwritten_and_exist_ok_replaces_it(tiny_demo_root, tmp_path):
-    from cdo_train.trainer import train
+    from cdo_train.training.trainer import train
 
     cfg = TrainConfig(data_root=str(tiny_demo_root), output_dir=str(tmp_path), steps=2, eval_every=2, **TINY)
     (first,) = train(cfg)
@@ -92,7 +92,7 @@ def _comparable(run: Path) -> dict:
 
 def test_an_interrupted_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_demo_root, tmp_path):
     from cdo_train.export import ExportOptions, export_run
-    from cdo_train.trainer import train
+    from cdo_train.training.trainer import train
 
     common = dict(steps=24, eval_every=6, save_every=1)
     threads = torch.get_num_threads()

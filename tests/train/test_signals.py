@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 
-from cdo_train.signals import StopSignal, notices_held
+from cdo_train.training.signals import StopSignal, notices_held
 
 
 def _notices(caplog) -> list[str]:

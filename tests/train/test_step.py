@@ -1,12 +1,12 @@
-"""The one training step (cdo_train.step): precision rules, the loss it computes, and old checkpoints."""
+"""The one training step (cdo_train.training.step): precision rules, the loss it computes, and old checkpoints."""
 
 from __future__ import annotations
 
 import torch
 
-from cdo_train.loss import cdo_loss
-from cdo_train.models import CDOModel, ModelConfig
-from cdo_train.step import StepPrecision, batch_loss, native_bf16, step_precision, to_float_batch
+from cdo_train.training.loss import cdo_loss
+from cdo_train.model.cdo_model import CDOModel, ModelConfig
+from cdo_train.training.step import StepPrecision, batch_loss, native_bf16, step_precision, to_float_batch
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 
@@ -31,7 +31,7 @@ def test_native_bf16_reads_the_cpu_flags(tmp_path):
 
 
 def test_precision_per_device(monkeypatch):
-    import cdo_train.step as step
+    import cdo_train.training.step as step
 
     monkeypatch.setattr(step, "native_bf16", lambda: True)
     assert step_precision(True, True, True, CPU) == StepPrecision(torch.bfloat16, True)
@@ -80,9 +80,9 @@ def test_to_float_batch():
 
 
 def test_an_old_checkpoint_resumes_with_the_step_it_was_started_with(tiny_demo_root, tmp_path):
-    from cdo_train.checkpoint import load_checkpoint, save_checkpoint
-    from cdo_train.config import TrainConfig
-    from cdo_train.trainer import resume_config, train
+    from cdo_train.training.checkpoint import load_checkpoint, save_checkpoint
+    from cdo_train.training.config import TrainConfig
+    from cdo_train.training.trainer import resume_config, train
 
     cfg = TrainConfig(data_root=str(tiny_demo_root), class_names=("weave",), backbone="resnet18", image_size=64,
                       teacher_weights="random", steps=2, eval_every=2, output_dir=str(tmp_path), progress=False)

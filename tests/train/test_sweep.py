@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from cdo_deploy.errors import CdoError
-from cdo_train.config import TrainConfig
-from cdo_train.runio import run_dir_of, run_status
+from cdo_train.training.config import TrainConfig
+from cdo_train.training.run_folder import run_status
+from cdo_train.training.run_writer import run_dir_of
 from cdo_train.sweep import load_sweep, plan
 from cdo_train.sweep.trial import action
 from tests.conftest import modules_after
@@ -156,8 +157,7 @@ def test_killed_sweep_resumes_and_ends_with_every_trial_once(tiny_demo_root, tmp
         assert (out / key / "summary.json").stat().st_mtime_ns == mtime, key
         assert f"{key:<40}{'skip':>8}" in r.stdout
     # the small result files, in the layout tools/comparison.py reads, without weights
-    sys.path.insert(0, str(REPO / "tools"))
-    from comparison import find_runs
+    from tools.comparison import find_runs
 
     runs = find_runs(tmp_path / "results")
     assert sorted((x.experiment, x.seed, x.finished) for x in runs) == [

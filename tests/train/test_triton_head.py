@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from cdo_train.triton_head import fused_level_sum, mode, reference_level_sum, triton_available
+from cdo_train.model.triton_head import fused_level_sum, mode, reference_level_sum, triton_available
 
 #: (batch, channels per level, level-0 h, w, coarse sizes or None for ceil-halving, dtype, channels_last)
 CASES = [
@@ -29,7 +29,7 @@ CASES = [
 
 SCRIPT = r"""
 import json, sys, torch
-from cdo_train.triton_head import fused_level_sum, mode, reference_level_sum
+from cdo_train.model.triton_head import fused_level_sum, mode, reference_level_sum
 cases = json.loads(sys.argv[1])
 gen = torch.Generator().manual_seed(0)
 out = []

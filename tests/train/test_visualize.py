@@ -1,4 +1,4 @@
-"""Tests for cdo_train.visualize: figures are written, readable, and the histogram numbers are right."""
+"""Tests for cdo_train.training.visualize: figures are written, readable, and the histogram numbers are right."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cdo_train.visualize import save_discrepancy_histogram, save_qualitative_grid
+from cdo_train.training.visualize import save_discrepancy_histogram, save_qualitative_grid
 
 
 def _case(n: int = 5, size: int = 32, seed: int = 0):
@@ -38,7 +38,7 @@ def test_qualitative_grid_without_masks_low_res_maps_and_subsampling(tmp_path):
 
 def test_qualitative_grid_says_how_many_of_the_test_images_it_shows(tmp_path, caplog):
     images, masks, maps = _case(n=18)
-    with caplog.at_level("INFO", logger="cdo_train.visualize"):
+    with caplog.at_level("INFO", logger="cdo_train.training.visualize"):
         out = save_qualitative_grid(images, masks, maps, tmp_path / "q.png")
     assert b"16 of 18 test images shown, evenly spread" in out.read_bytes()  # drawn, and the PNG's Description
     assert "(16 of 18 test images shown, evenly spread)" in caplog.text

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("pylon_latency", REPO / "tools" / "pylon_latency.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pylon_latency"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_latency_tool_reports_trigger_and_free_run_rows(pylon, tiny_bundle, part_folder, emu_pfs, tmp_path, capsys):
-    tool = load_tool()
+    from tools import pylon_latency as tool
+
     out = tmp_path / "lat.json"
     rc = tool.main([str(tiny_bundle), "--source", "pylon:0815-0001", "--pfs", str(emu_pfs(part_folder)),
                     "--frames", "12", "--rate", "40", "--probe-s", "0.5", "--json", str(out)])

@@ -1,7 +1,7 @@
 """The CDO loss: MOM (normal vs synthetic pixels) with OOM pixel reweighting.
 
 Per level l, with d the per-pixel discrepancy at level-0 resolution
-(:func:`cdo_train.discrepancy.level_discrepancies`), N the normal pixels and
+(:func:`cdo_train.model.discrepancy.level_discrepancies`), N the normal pixels and
 S the synthetic-anomaly pixels of the whole batch::
 
     w_n = (d / mean_N(d))^gamma,  w_s = (mean_S(d) / d)^gamma      (detached; OOM on)
@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .discrepancy import level_discrepancies
+from ..model.discrepancy import level_discrepancies
 
 __all__ = ["cdo_loss", "mask_to_features", "oom_weights"]
 

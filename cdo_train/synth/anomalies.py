@@ -3,7 +3,7 @@
 The paper's generator (t = 0, every knob at its easy end): per image 0 to 4
 axis-aligned rectangles, half-sizes drawn in [H/40, H/10), filled with
 uniform noise in [0, 1], pasted opaquely. ``SynthParams`` holds every
-quantity a curriculum knob may change (``cdo_train.difficulty`` maps t to
+quantity a curriculum knob may change (``cdo_train.synth.difficulty`` maps t to
 them); the random draws do not depend on the parameters' values (only the
 number of draws depends on ``count_max``), so two parameter sets with the same
 ``count_max`` see the same geometry and noise stream for the same seed.
@@ -39,7 +39,7 @@ class SynthParams:
         cutoff: Butterworth low-pass cutoff in cycles/pixel (None = white noise).
         opacity: blending of the noise over the image (1 = pasted).
         realistic: share of the anomalous images whose anomaly is realistic instead of the
-            paper's (``cdo_train.anomaly_shapes``); 0 = the paper's generator, bit for bit.
+            paper's (``cdo_train.synth.shapes``); 0 = the paper's generator, bit for bit.
         perlin: share of the realistic anomalies with an irregular Perlin mask (else rectangles).
         fill_image: share filled from another image of the batch (similar material).
         fill_tint: share filled with the image itself, colour-tinted (stain-like); the rest
@@ -143,7 +143,7 @@ def synthesize(
     noise = noise.clamp(0.0, 1.0)
     opacity: torch.Tensor | float = params.opacity
     if params.realistic > 0.0:  # extra draws only here: the paper's path stays bit-identical
-        from .anomaly_shapes import realistic_anomalies
+        from .shapes import realistic_anomalies
 
         noise, mask, op = realistic_anomalies(images.detach().float().cpu(), mask.cpu(), noise, counts, params,
                                               generator)

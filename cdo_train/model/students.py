@@ -22,13 +22,18 @@ Example:
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING, Literal, get_args
 
 from cdo_deploy.errors import CdoError
 
-from .config import STUDENTS
+if TYPE_CHECKING:
+    from torch import nn
 
-__all__ = ["STUDENTS", "build_student"]
+__all__ = ["STUDENTS", "Student", "build_student"]
+
+# the choices of TrainConfig.student; torch is imported by build_student only, so the config stays torch-free
+Student = Literal["same", "light"]
+STUDENTS: tuple[str, ...] = get_args(Student)
 
 
 def build_student(name: str, channels: tuple[int, int, int]) -> nn.Module:
@@ -39,6 +44,7 @@ def build_student(name: str, channels: tuple[int, int, int]) -> nn.Module:
     if name != "light":
         raise CdoError(f"unknown student {name!r}: choose one of {', '.join(STUDENTS)}")
     from timm.models._efficientnet_builder import decode_arch_def
+    from torch import nn
     from timm.models.efficientnet import EfficientNetFeatures
 
     c4, c8, c16 = channels

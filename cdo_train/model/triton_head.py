@@ -1,4 +1,4 @@
-"""Fused Triton discrepancy head: the level sum of :mod:`cdo_train.discrepancy` in three kernels.
+"""Fused Triton discrepancy head: the level sum of :mod:`cdo_train.model.discrepancy` in three kernels.
 
 What is fused (``D`` of the discrepancy docstring, before the blur)::
 

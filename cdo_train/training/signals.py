@@ -42,7 +42,7 @@ class TrainingInterrupted(CdoError):
         super().__init__(f"{signal.Signals(signum).name} at step {step} of {total}; checkpoint saved, "
                          f"continue with: cdo-train --resume {run_dir}")
 
-    def __reduce__(self):  # crosses process boundaries (cdo_train.distributed.launch pickles results)
+    def __reduce__(self):  # crosses process boundaries (cdo_train.training.distributed.launch pickles results)
         return type(self), (self.run_dir, self.signum, self.step, self.total)
 
 

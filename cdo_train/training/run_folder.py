@@ -1,7 +1,7 @@
 """Reading a ``cdo-train`` run folder: the one reader and the one "is this run finished" check.
 
 A run folder ``<output>/<experiment>/<class>/seed_<n>`` holds ``config.yaml`` (the
-training config), ``calibration.json`` (thresholds, :mod:`cdo_train.evaluation`),
+training config), ``calibration.json`` (thresholds, :mod:`cdo_train.training.evaluation`),
 ``metrics.jsonl`` (one evaluation per line), ``summary.json`` (``status``
 ``finished`` or ``interrupted``), the weights (``model.safetensors`` +
 ``model_config.json``) and, while it can be resumed, ``checkpoint.pt``.
@@ -9,7 +9,7 @@ training config), ``calibration.json`` (thresholds, :mod:`cdo_train.evaluation`)
 :func:`run_status` is the only decoding of the status: the exporter, ``--resume``,
 ``tools/comparison.py`` and ``tools/peers.py`` all ask it. Torch-free (json + yaml),
 so the tools read runs without loading PyTorch; weights are loaded by
-:func:`cdo_train.runio.load_model`.
+:func:`cdo_train.training.saved_model.load_model`.
 
 Example:
     >>> import tempfile

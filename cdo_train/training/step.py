@@ -14,7 +14,7 @@ Speed settings of the step (:class:`StepPrecision`, from the config and the devi
   mantissa bits than bf16, the scaler handles its range); bf16 on a CPU with
   native bf16 instructions (``cpu_bf16``: AVX512-BF16 or AMX; on other CPUs
   bf16 is emulated and slower than fp32, so it stays off there). The
-  discrepancy and the loss are always computed in fp32 (:mod:`.discrepancy`).
+  discrepancy and the loss are always computed in fp32 (:mod:`cdo_train.model.discrepancy`).
   Evaluation, calibration and export stay fp32 on CPU: the deployed model is
   the one that is measured.
 
@@ -24,7 +24,7 @@ has the measured effect of each setting.
 
 Example:
     >>> import torch
-    >>> from cdo_train.models import CDOModel, ModelConfig
+    >>> from cdo_train.model.cdo_model import CDOModel, ModelConfig
     >>> m = CDOModel(ModelConfig("resnet18", image_size=64, teacher_weights="random"))
     >>> p = StepPrecision(autocast=None, channels_last=False)
     >>> loss = batch_loss(m, torch.rand(2, 3, 64, 64), None, gamma=2.0, oom=True, precision=p)
@@ -99,7 +99,7 @@ def batch_loss(model, x: torch.Tensor, mask: torch.Tensor | None, *, gamma: floa
     """The CDO loss of one batch: teacher (no grad) and student forward passes, then :func:`cdo_loss`.
 
     Args:
-        model: the :class:`~cdo_train.models.CDOModel` (its normalisation and teacher).
+        model: the :class:`~cdo_train.model.cdo_model.CDOModel` (its normalisation and teacher).
         x: RGB images in [0, 1] with any synthetic anomalies pasted in, (B, 3, H, W), on the model's device.
         mask: the synthetic-anomaly mask (B, 1, H, W), or None (MOM off).
         gamma, oom: the loss's OOM settings.

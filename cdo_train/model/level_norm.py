@@ -13,14 +13,14 @@ EfficientAD puts its maps on the scale of good images::
 Subtracting each level's mean as well would move every pixel of every image alike and change
 no decision, so only the factors ``s_l`` are kept. They are computed once, after training, and
 stored in the run's ``model.json`` (``level_scales``); every exported graph carries them as
-constants, so the line computes the same map (:class:`cdo_train.discrepancy.DiscrepancyHead`).
+constants, so the line computes the same map (:class:`cdo_train.model.discrepancy.DiscrepancyHead`).
 Training itself is unchanged: the loss reads the raw levels.
 
 Measured on the real-photo suite: docs/results/photo_suite.md ("Head options").
 
 Example:
     >>> import numpy as np, torch
-    >>> from cdo_train.models import CDOModel, ModelConfig
+    >>> from cdo_train.model.cdo_model import CDOModel, ModelConfig
     >>> m = CDOModel(ModelConfig("resnet18", image_size=64, teacher_weights="random"))
     >>> scales = z_scales(m, np.zeros((2, 64, 64, 3), np.uint8) + 128, torch.device("cpu"))
     >>> len(scales), all(s > 0 for s in scales)

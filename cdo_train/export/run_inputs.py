@@ -1,7 +1,7 @@
 """What the exporter reads from a ``cdo-train`` run folder besides the weights.
 
 ``config.yaml``, ``calibration.json`` and ``summary.json`` through the one run-folder
-reader (:func:`cdo_train.run_folder.read_run_info`, re-exported here), and the run's
+reader (:func:`cdo_train.training.run_folder.read_run_info`, re-exported here), and the run's
 data split as the trainer split it (:func:`run_splits`): good training images for int8
 calibration (the hold-out images that calibrated the thresholds are never used for it),
 the held-out good images and the test set the int8 variant is checked on. Images are read
@@ -24,7 +24,7 @@ import numpy as np
 
 from cdo_deploy.errors import CdoError
 
-from ..run_folder import RunInfo, read_run_info
+from ..training.run_folder import RunInfo, read_run_info
 
 __all__ = ["RunInfo", "RunSplits", "check_run_folder", "good_images", "load_split", "read_run_info", "run_splits",
            "weak_run_warnings"]
@@ -44,7 +44,7 @@ def check_run_folder(run: Path) -> None:
     Raises:
         CdoError: ``run`` holds neither ``config.yaml`` nor the weights.
     """
-    from ..runio import WEIGHTS
+    from ..training.run_folder import WEIGHTS
 
     if (run / "config.yaml").is_file() or (run / WEIGHTS).is_file():
         return
@@ -62,7 +62,7 @@ def weak_run_warnings(info: RunInfo) -> list[str]:
         >>> [w[:16] for w in weak_run_warnings(RunInfo(Path("r"), summary={"last": {"step": 2, "image_auroc": 0.43}}))]
         ['image AUROC 0.43', 'the run trained ']
     """
-    from ..config import DEFAULT_STEPS
+    from ..training.config import DEFAULT_STEPS
 
     last = info.summary.get("last") or {}
     out = []
@@ -95,7 +95,7 @@ def run_splits(info: RunInfo) -> RunSplits | None:
     Returns:
         The splits, or ``None`` when the training data is not reachable from here.
     """
-    from ..config import TrainConfig
+    from ..training.config import TrainConfig
     from ..data.splits import calibration_samples, samples, train_split
 
     cfg = info.config

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any, Callable
 
@@ -19,10 +20,16 @@ import torch
 
 from cdo_deploy.errors import CdoError
 
-__all__ = ["LOSS_CHECK_EVERY", "LossMeter", "Reduce", "Throughput", "diverged"]
+__all__ = ["LOSS_CHECK_EVERY", "LossMeter", "Reduce", "Throughput", "cpu_seconds", "diverged"]
 
 LOSS_CHECK_EVERY = 50  # steps between host reads of the loss (non-finite check) when the schedule needs none
 Reduce = Callable[[torch.Tensor], torch.Tensor]  # a value -> its mean over the run's processes
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all its threads: core-seconds)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def diverged(first: int, last: int, value: float) -> CdoError:

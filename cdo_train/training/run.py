@@ -1,11 +1,13 @@
 """One training run's state and the steps both trainers share (:mod:`.trainer`, :mod:`.distributed`).
 
 A :class:`TrainingRun` owns the model, optimiser, LR schedule, GradScaler,
-curriculum, RNG and counters of one (class, seed) run and does everything
+curriculum, RNG and counters of one (class, seed) run and does the bookkeeping
 around the forward pass: the epoch's batches, the difficulty of each step,
-the optimiser step, the epoch's log and evaluation, checkpoints, the
-interruption and the end of the run. Each trainer only prepares the batch
-and runs the forward pass::
+the optimiser step, the epoch's log and evaluation, its checkpoint state and
+when the run stops. Its images are :mod:`.run_images`', its progress bar
+:mod:`.progress`' and the end of the run (level normalisation, memory bank,
+weights, thresholds, figures, summary) is :mod:`.finish`'s. Each trainer only
+prepares the batch and runs the forward pass::
 
     run = TrainingRun(cfg, "weave", 111, device)
     while not run.done:
@@ -32,9 +34,7 @@ was in it, evaluation included) and training images/s.
 from __future__ import annotations
 
 import logging
-import contextlib
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -44,17 +44,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from .anomalies import SynthParams
+from ..model.cdo_model import CDOModel, ModelConfig
+from ..synth.anomalies import SynthParams
+from ..synth.difficulty import resolve_knobs
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .curriculum import build_schedule
-from .data.splits import calibration_samples, samples, size_warnings, train_split
-from .difficulty import resolve_knobs
-from .evaluation import calibrate, evaluate, load_images, predict
-from .meters import LOSS_CHECK_EVERY, LossMeter, Reduce, Throughput, diverged
-from .models import CDOModel, ModelConfig
-from .runio import CHECKPOINT, RunWriter, save_model
-from .signals import notices_held
+from .evaluation import evaluate
+from .finish import write_results
+from .meters import LOSS_CHECK_EVERY, LossMeter, Reduce, Throughput, cpu_seconds, diverged
+from .progress import RunProgress
+from .run_folder import CHECKPOINT
+from .run_images import RunImages, load_run_images
+from .run_writer import RunWriter
 from .signals import TrainingInterrupted
 from .step import step_precision
 
@@ -80,12 +82,6 @@ class RunResult:
     train_images_per_s: float | None = None
 
 
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process so far (all its threads: core-seconds)."""
-    t = os.times()
-    return t.user + t.system
-
-
 def _lr_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     """Exponential decay per optimiser step from ``cfg.lr`` to ``cfg.lr * cfg.lr_final`` at the last step."""
     span = max(1, total_steps - 1)
@@ -101,7 +97,7 @@ class TrainingRun:
         device: where to train.
         main: this process writes the run folder, evaluates and calibrates (DDP: the group's first).
         exist_ok: replace a run already in the folder.
-        resume: ``(run folder, checkpoint)`` to continue from (:func:`cdo_train.checkpoint.load_checkpoint`).
+        resume: ``(run folder, checkpoint)`` to continue from (:func:`cdo_train.training.checkpoint.load_checkpoint`).
         processes: how many processes train the run (DDP), for ``throughput.json``.
     """
 
@@ -114,20 +110,8 @@ class TrainingRun:
         self.cfg, self.class_name, self.seed, self.device, self.main = cfg, class_name, seed, device, main
         torch.manual_seed(seed)
         np.random.seed(seed % (2**32))
-        self.train_samples, holdout = train_split(cfg, class_name, seed)
-        for warning in size_warnings(self.train_samples, cfg.image_size) if main and resume is None else []:
-            log.warning("%s", warning)
-        size = cfg.image_size
-        self.train_imgs = torch.from_numpy(load_images(self.train_samples, size).images)  # (N,H,W,3) uint8
-        self.test = self.held = None
-        calib = []
-        if main:  # only the writing process evaluates
-            test_samples = samples(cfg, class_name, "test")
-            self.test = load_images(test_samples, size) if test_samples else None
-            calib = calibration_samples(cfg, holdout)
-            self.held = load_images(calib, size) if calib else None
-        self.good_source = cfg.calibration_dir or "hold-out"
-        mcfg = ModelConfig(cfg.backbone, size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights,
+        self.images: RunImages = load_run_images(cfg, class_name, seed, main=main, warn=main and resume is None)
+        mcfg = ModelConfig(cfg.backbone, cfg.image_size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights,
                            student=cfg.student, score_levels=cfg.score_levels, level_norm=cfg.level_norm)
         self.precision = step_precision(cfg.amp, cfg.cpu_bf16, cfg.channels_last, device)
         self.model = CDOModel(mcfg).to(device)
@@ -153,7 +137,7 @@ class TrainingRun:
         self.seconds_before = 0.0
         self.cpu_before = 0.0
         self.ordering = None
-        self._bar = None
+        self.progress = RunProgress(main and cfg.progress, self.total_steps, f"{class_name} s{seed}")
         if resume is None:
             self.writer = RunWriter(cfg, class_name, seed, exist_ok=exist_ok) if main else None
             self.ordering = self._build_ordering()
@@ -163,9 +147,10 @@ class TrainingRun:
                 if main else None
             self._restore(ckpt)
         if self.writer is not None:
+            images = self.images
             log.info("run %s: %d train, %d calibration (%s), %d test images on %s; %d steps (%d epochs)%s",
-                     self.writer.run_dir, len(self.train_samples), len(calib), self.good_source,
-                     0 if self.test is None else len(self.test.images), device, self.total_steps, self.n_epochs,
+                     self.writer.run_dir, len(images.train_samples), images.held_count, images.good_source,
+                     0 if images.test is None else len(images.test.images), device, self.total_steps, self.n_epochs,
                      f", resumed at step {self.step}" if resume else "")
 
     @property
@@ -176,6 +161,11 @@ class TrainingRun:
     @property
     def run_dir(self) -> Path | None:
         return None if self.writer is None else self.writer.run_dir
+
+    @property
+    def train_imgs(self) -> torch.Tensor:
+        """The training images, ``(N, H, W, 3)`` uint8 (what the trainers draw batches from)."""
+        return self.images.train
 
     def _build_ordering(self):
         """The per-sample ordering curriculum of ``cfg.ordering`` (None when off); its scores go to the run folder."""
@@ -188,7 +178,7 @@ class TrainingRun:
                              cfg.batch_size, lr=cfg.lr, gamma=cfg.gamma, seed=self.seed,
                              foreground_only=cfg.foreground_only, precision=self.precision)
         if self.writer is not None:
-            ranked = [{"file": str(self.train_samples[i].path), "score": float(cur.scores[i])} for i in cur.order]
+            ranked = [{"file": str(self.images.train_samples[i].path), "score": float(cur.scores[i])} for i in cur.order]
             self.writer.write_json("ordering_scores.json", {"ordering": cfg.ordering, "easiest_first": ranked})
         return cur
 
@@ -209,32 +199,8 @@ class TrainingRun:
             self.batches, self.pos = batches[:left], 0
         self.model.train()
         self.throughput.start()
-        if self._bar is None and self.main and self.cfg.progress:
-            from tqdm import tqdm
-
-            # one bar over all steps of the run (its ETA is the run's), on an interactive terminal only; a
-            # Ctrl-C notice is held while tqdm builds it (one logged before tqdm registers the bar is glued to it)
-            with notices_held():
-                self._bar = tqdm(total=self.total_steps, initial=self.step, leave=False, dynamic_ncols=True,
-                                 desc=f"{self.class_name} s{self.seed}", unit="step", disable=None)
-        if self._bar is not None:
-            self._bar.set_postfix_str(f"epoch {self.epoch}/{self.n_epochs}")  # drawn now: once per epoch
+        self.progress.start_epoch(self.step, self.epoch, self.n_epochs)
         return self.batches[self.pos:]
-
-    def console(self) -> contextlib.AbstractContextManager:
-        """While training with a progress bar: log lines (a Ctrl-C notice, warnings) go through tqdm, which
-        takes the bar off its line first, so no message is glued to the bar."""
-        if not (self.main and self.cfg.progress):
-            return contextlib.nullcontext()
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        return logging_redirect_tqdm()
-
-    def close_progress(self) -> None:
-        """Take the progress bar off the terminal (before the run's last lines are printed)."""
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
     def knobs(self) -> tuple[float, SynthParams, float]:
         """(difficulty t, synthetic-anomaly parameters, OOM gamma) of the current step."""
@@ -272,8 +238,7 @@ class TrainingRun:
         self.state = {"difficulty": t, "gamma": gamma, **params.__dict__, **self.schedule.state()}
         if self.ordering is not None:
             self.state.update(self.ordering.state())
-        if self._bar is not None:
-            self._bar.update(1)
+        self.progress.advance()
 
     def end_epoch(self, reduce: Reduce | None = None) -> dict[str, Any] | None:
         """Close the epoch: throughput, the loss check, the log record (evaluated when the epoch crossed a
@@ -287,12 +252,12 @@ class TrainingRun:
                                   "difficulty_mean": float(np.mean(self.ts))}
         every = self.cfg.eval_every
         evaluated = self.step // every > (self.step - steps) // every or self.step >= self.total_steps
-        if self._bar is not None and evaluated:
-            self._bar.clear()  # the epoch's log line gets a line of its own; the bar is redrawn by the next step
+        if evaluated:
+            self.progress.clear()  # the epoch's log line gets a line of its own
         if self.writer is not None:
             if evaluated:
-                if self.test is not None:
-                    record.update(evaluate(self.model, self.test, self.device, self.cfg.batch_size))
+                if self.images.test is not None:
+                    record.update(evaluate(self.model, self.images.test, self.device, self.cfg.batch_size))
                 self.writer.log_eval(record)
                 self.last = record
             self.writer.log_scalars({**record, "images_per_s": ips})  # wall clock: TensorBoard only
@@ -303,7 +268,7 @@ class TrainingRun:
         return record if evaluated else None
 
     def state_dict(self) -> dict[str, Any]:
-        """The full training state (see :mod:`cdo_train.checkpoint`)."""
+        """The full training state (see :mod:`cdo_train.training.checkpoint`)."""
         ordering = None if self.ordering is None else self.ordering.state_dict()
         cost = self.cost()
         return {
@@ -349,64 +314,20 @@ class TrainingRun:
         log.debug("checkpoint at step %d: %s", self.step, path)
         return path
 
-    def _normalise_levels(self, writer: RunWriter, evaluate_test: bool) -> None:
-        """With ``--level-norm z``: scale each level by 1 / its held-out good std (:mod:`cdo_train.level_norm`)
-        and, when ``evaluate_test``, log the normalised model's evaluation as the run's last record."""
-        if self.cfg.level_norm == "none":
-            return
-        from .level_norm import z_scales
-
-        images = self.held.images if self.held is not None and len(self.held.images) else None
-        if images is None:
-            log.warning("level normalisation: no held-out good images; the level statistics come from the "
-                        "training images, which the student has fitted (hold some images out: holdout_fraction)")
-            images = self.train_imgs.numpy()
-        self.model.set_level_scales(z_scales(self.model, images, self.device, self.cfg.batch_size))
-        log.info("level normalisation (%s): scales %s from %d good images", self.cfg.level_norm,
-                 ", ".join(f"{x:.4g}" for x in self.model.head.level_scales), len(images))
-        if evaluate_test and self.test is not None and self.cfg.head != "cdo+knn":  # (a bank logs its own)
-            record = {k: v for k, v in self.last.items() if k in ("epoch", "step", "loss", "lr")}
-            record["level_norm"] = self.cfg.level_norm
-            record.update(evaluate(self.model, self.test, self.device, self.cfg.batch_size))
-            writer.log_eval(record)
-            self.last = record
-
-    def _attach_bank(self, writer: RunWriter) -> None:
-        """With ``--head cdo+knn``: build the memory bank, attach it, and log the fused model's evaluation
-        as the run's last record (the plain head's last record stays in ``metrics.jsonl`` before it)."""
-        if self.cfg.head != "cdo+knn":
-            return
-        from .memory_bank import build_memory_bank
-
-        cfg = self.cfg
-        bank = build_memory_bank(self.model, self.train_imgs.numpy(), self.held.images if self.held is not None
-                                 else None, cfg.bank_size, self.seed, self.device, cfg.batch_size)
-        self.model.set_bank(bank)
-        record = {k: v for k, v in self.last.items() if k in ("epoch", "step", "loss", "lr")}
-        record["head"] = cfg.head
-        if self.test is not None:
-            record.update(evaluate(self.model, self.test, self.device, cfg.batch_size))
-        writer.log_eval(record)
-        self.last = record
+    def throughput_record(self) -> dict[str, Any]:
+        """``throughput.json``: images/s per epoch and what they were measured on."""
+        return {**self.throughput.summary(), "processes": self.processes, "device": str(self.device),
+                "amp": self.precision.autocast is not None, "precision": self.precision.name,
+                "channels_last": self.precision.channels_last,
+                "batch_size": self.cfg.batch_size, "image_size": self.cfg.image_size, "backbone": self.cfg.backbone}
 
     def _write_results(self, writer: RunWriter, interrupted: dict[str, Any] | None) -> dict[str, Any]:
-        self._normalise_levels(writer, evaluate_test=not interrupted)  # cheap: also for an interrupted run
-        if not interrupted:  # an interrupted run is saved with the plain head (no bank)
-            self._attach_bank(writer)
-        save_model(self.model, writer.run_dir)
-        writer.write_json("throughput.json", {
-            **self.throughput.summary(), "processes": self.processes, "device": str(self.device),
-            "amp": self.precision.autocast is not None, "precision": self.precision.name,
-            "channels_last": self.precision.channels_last,
-            "batch_size": self.cfg.batch_size, "image_size": self.cfg.image_size, "backbone": self.cfg.backbone})
-        test, last = (None, {}) if interrupted else (self.test, self.last)  # thresholds of the weights saved
-        calib = calibrate(self.model, self.held, test, last, self.device, self.cfg.batch_size, self.good_source)
-        if calib["warning"]:
-            log.warning("%s: %s", writer.run_dir, calib["warning"])
-        writer.write_json("calibration.json", calib)
-        if self.test is not None and not interrupted:
-            writer.figures(predict(self.model, self.test.images, self.device, self.cfg.batch_size), self.test)
-        return writer.finish(self.last, self.cost(), interrupted)
+        """The end of the run into its folder (:func:`cdo_train.training.finish.write_results`)."""
+        summary = write_results(writer, self.model, self.cfg, self.images, self.last, seed=self.seed,
+                                device=self.device, throughput=self.throughput_record(), cost=self.cost,
+                                interrupted=interrupted)
+        self.last = summary["last"]
+        return summary
 
     def cost(self) -> dict[str, Any]:
         """Wall seconds, CPU core-seconds (this process, also before a resume) and training images/s so far."""
@@ -422,7 +343,7 @@ class TrainingRun:
         Raises:
             TrainingInterrupted: always (on every process of the run).
         """
-        self.close_progress()  # the interruption message starts on a line of its own
+        self.progress.close()  # the interruption message starts on a line of its own
         if self.writer is not None:
             self.checkpoint()
             self._write_results(self.writer, {"step": self.step, "of": self.total_steps, "epoch": self.epoch, "signal": signum})
@@ -431,7 +352,7 @@ class TrainingRun:
     def finish(self) -> RunResult | None:
         """Save the weights, throughput, thresholds, figures and summary; remove the checkpoint.
         Returns the result on the writing process, ``None`` on the others."""
-        self.close_progress()
+        self.progress.close()
         if self.writer is None:
             return None
         summary = self._write_results(self.writer, None)

@@ -10,7 +10,7 @@ model), ``calibration.json`` (normal-score statistics and thresholds),
 ``throughput.json`` (training images/s per epoch), ``summary.json`` (status,
 last and best metrics), ``discrepancy_stats.json`` and the figures
 ``qualitative.png`` and ``discrepancy_hist.png``; while training, and after
-an interruption, ``checkpoint.pt`` (:mod:`cdo_train.checkpoint`).
+an interruption, ``checkpoint.pt`` (:mod:`cdo_train.training.checkpoint`).
 
 An existing run is never overwritten unless ``exist_ok``; Ctrl-C / SIGTERM
 stop after the current step with a checkpoint that :func:`resume` continues
@@ -21,7 +21,7 @@ Model selection: the weights saved are the LAST epoch's. ``best`` in the
 summary is reported for comparison only and never chooses a checkpoint.
 
 Example:
-    >>> from cdo_train.config import TrainConfig
+    >>> from cdo_train.training.config import TrainConfig
     >>> runs = train(TrainConfig(data_root="demo_data", class_names=("weave",)))  # doctest: +SKIP
     >>> resume(runs[0].run_dir)                        # after an interruption  # doctest: +SKIP
 """
@@ -37,12 +37,12 @@ import torch
 
 from cdo_deploy.errors import CdoError
 
-from .anomalies import synthesize
+from ..synth.anomalies import synthesize
 from .checkpoint import load_checkpoint
 from .config import RESUME_OVERRIDES, TrainConfig
-from .data.splits import run_classes
-from .loop import RunResult, TrainingRun
-from .runio import check_run_dir, run_dir_of
+from ..data.splits import run_classes
+from .run import RunResult, TrainingRun
+from .run_writer import check_run_dir, run_dir_of
 from .signals import StopSignal
 from .step import batch_loss, to_float_batch
 
@@ -122,13 +122,13 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int, *, exist_ok: bool = 
     """Train one class with one seed (or continue it from ``resume``); writes the run folder."""
     device = resolve_device(cfg.device)
     run = TrainingRun(cfg, class_name, seed, device, exist_ok=exist_ok, resume=resume)
-    with run.console(), StopSignal() as stop:
+    with run.progress.console(), StopSignal() as stop:
         while not run.done:
             for idx in run.epoch_batches():
                 t, params, gamma = run.knobs()
                 x = to_float_batch(run.train_imgs[idx].to(device, non_blocking=True))
                 mask = None
-                if cfg.mom:  # the same anomalies on every device for a seed (cdo_train.anomalies)
+                if cfg.mom:  # the same anomalies on every device for a seed (cdo_train.synth.anomalies)
                     x, mask = synthesize(x, params, run.gen, cfg.foreground_only)
                 loss = batch_loss(run.model, x, mask, gamma=gamma, oom=cfg.oom, precision=run.precision)
                 run.optimise(loss, t, params, gamma, len(idx))

@@ -42,16 +42,16 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from cdo_deploy.errors import CdoError
 from cdo_deploy.schema import Bool, Float, Int, Names, Schema, Text
 
+from ..model.students import STUDENTS, Student
+
 __all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "LEVEL_NORM", "LEVEL_NORMS", "RESUME_OVERRIDES", "SCORE_LEVELS",
            "STUDENTS", "TrainConfig", "load_config_file"]
 
 Dataset = Literal["mvtec2d", "mvtec3d", "folder"]
-Student = Literal["same", "light"]  # cdo_train.students
-Head = Literal["cdo", "cdo+knn"]  # cdo+knn: fused with the memory bank (cdo_train.memory_bank)
+Head = Literal["cdo", "cdo+knn"]  # cdo+knn: fused with the memory bank (cdo_train.model.memory_bank)
 ScoreRule = Literal["max", "topk_mean"]
-LevelNorm = Literal["none", "z"]  # cdo_train.level_norm
+LevelNorm = Literal["none", "z"]  # cdo_train.model.level_norm
 DATASETS: tuple[str, ...] = get_args(Dataset)
-STUDENTS: tuple[str, ...] = get_args(Student)
 HEADS: tuple[str, ...] = get_args(Head)
 LEVEL_NORMS: tuple[str, ...] = get_args(LevelNorm)
 DEFAULT_STEPS = 1000  # optimiser steps when neither steps nor epochs is given (docs/results/hard_surfaces.md)
@@ -151,7 +151,7 @@ class TrainConfig(Schema):
                                               "stages: 3.")
     knob_ranges: dict[str, Any] = Field(default_factory=dict, description="Per knob, its easy and/or hard value.")
     synth: dict[str, Any] = Field(default_factory=dict, description="Synthetic-anomaly parameters "
-                                  "(cdo_train.anomalies.SynthParams).")
+                                  "(cdo_train.synth.anomalies.SynthParams).")
     ordering: Text | None = Field(None, description="Per-sample ordering curriculum scorer.")
     ordering_params: dict[str, Any] = Field(default_factory=dict, description="Ordering parameters: start (fraction "
                                             "of images at t=0), warmup_steps.")
@@ -162,7 +162,7 @@ class TrainConfig(Schema):
     @field_validator("backbone")
     @classmethod
     def _known_backbone(cls, value: str) -> str:
-        from .backbones import BACKBONES
+        from ..model.backbones import BACKBONES
 
         BACKBONES.get(value)  # unknown names fail early, with suggestions
         return value
@@ -171,7 +171,7 @@ class TrainConfig(Schema):
     @classmethod
     def _synth(cls, value: dict[str, Any]) -> dict[str, Any]:
         if value:
-            from .anomalies import SynthParams
+            from ..synth.anomalies import SynthParams
 
             SynthParams.from_dict(value)  # unknown keys / bad values fail here
         return value
@@ -190,7 +190,7 @@ class TrainConfig(Schema):
                 raise CdoError(msg)
         if self.curriculum != "none" or self.knobs or self.curriculum_params or self.knob_ranges or self.ordering:
             from .curriculum import build_schedule
-            from .difficulty import validate_knobs
+            from ..synth.difficulty import validate_knobs
             from .ordering import check_ordering
 
             build_schedule(self.curriculum, self.curriculum_params, seed=self.seed)

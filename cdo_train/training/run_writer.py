@@ -1,8 +1,7 @@
-"""Run folders: what a training run writes and how a model is rebuilt from one.
+"""Writing a run folder: :class:`RunWriter` creates it and writes a run's logs, scalars, figures and summary.
 
-Weights are stored as safetensors (no pickle): ``model.safetensors`` holds the
-whole ``CDOModel`` state (teacher, student, normalisation) and
-``model_config.json`` the :class:`ModelConfig` that rebuilds it.
+The folder's file names and its reader are :mod:`.run_folder`'s; the weights are written
+and read by :mod:`.saved_model`.
 
 A run folder is never overwritten silently: starting a run whose folder
 already holds one fails with a one-line error unless ``exist_ok`` (the CLI's
@@ -11,9 +10,6 @@ included. The folder name stays ``<output>/<experiment>/<class>/seed_<n>``
 (no ``-2`` suffixes) so that tools find runs where they expect them.
 ``summary.json`` says ``status: finished`` or ``interrupted`` (then with the
 step reached and the ``--resume`` command).
-
-Example:
-    >>> model = load_model("result/exp/weave/seed_111")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,58 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 
 from cdo_deploy.errors import CdoError
 
 from .config import TrainConfig
-from .models import CDOModel, ModelConfig
-from .run_folder import CHECKPOINT, MODEL_CONFIG, WEIGHTS, read_metrics, run_status
+from .run_folder import run_status
 
-__all__ = ["CHECKPOINT", "RunWriter", "check_run_dir", "load_model", "read_metrics", "run_dir_of", "run_status",
-           "save_model"]
+__all__ = ["RunWriter", "check_run_dir", "run_dir_of"]
 
 log = logging.getLogger(__name__)
 HEADLINE = ("image_auroc", "pixel_auroc", "pixel_ap", "aupro", "image_f1_max")
-
-
-def save_model(model: CDOModel, run_dir: Path) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(run_dir / WEIGHTS))
-    (run_dir / MODEL_CONFIG).write_text(json.dumps(model.cfg.to_dict(), indent=2) + "\n")
-
-
-def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> CDOModel:
-    """Rebuild the trained model of a run folder (eval mode)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise CdoError(f"no such run folder: {run}")
-    for name in (WEIGHTS, MODEL_CONFIG):
-        if not (run / name).is_file():
-            raise CdoError(f"{run / name} is missing: {run} is not a finished cdo-train run")
-    try:
-        mcfg = ModelConfig(**json.loads((run / MODEL_CONFIG).read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
-        raise CdoError(f"cannot read {run / MODEL_CONFIG}: {e}") from None
-    try:
-        state = load_file(str(run / WEIGHTS))
-    except (SafetensorError, OSError) as e:
-        raise CdoError(f"corrupt weights {run / WEIGHTS}: {e}") from None
-    model = CDOModel(mcfg, load_teacher=False)
-    own = model.state_dict()
-    # runs saved before unused backbone stages were dropped hold their (never used) weights too
-    state = {k: v for k, v in state.items() if k in own or not k.startswith(("teacher.blocks.", "student.blocks."))}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CdoError(f"weights in {run / WEIGHTS} do not fit {mcfg.backbone}: {str(e).splitlines()[0]}") from None
-    return model.to(device).eval()
 
 
 def run_dir_of(cfg: TrainConfig, class_name: str, seed: int) -> Path:
@@ -180,7 +135,7 @@ class RunWriter:
         """Write ``summary.json`` (``status`` finished, or interrupted with ``interrupted``'s details).
 
         ``cost``: ``seconds`` (wall), ``cpu_seconds`` (core-seconds), ``train_images_per_s`` and the step's
-        ``precision`` / ``channels_last`` (:meth:`cdo_train.loop.TrainingRun.cost`)."""
+        ``precision`` / ``channels_last`` (:meth:`cdo_train.training.run.TrainingRun.cost`)."""
         best: dict[str, Any] = {}
         for rec in self.evals:
             for key in HEADLINE:

@@ -1,4 +1,4 @@
-"""Checkpoints of the full training state (stopping on SIGINT / SIGTERM: :mod:`cdo_train.signals`).
+"""Checkpoints of the full training state (stopping on SIGINT / SIGTERM: :mod:`cdo_train.training.signals`).
 
 ``<run>/checkpoint.pt`` holds everything a run needs to continue exactly where
 it stopped: the student's weights, the optimiser, LR-scheduler and GradScaler

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .data import Sample, load_sample
+from ..data import Sample, load_sample
 from .metrics import compute_metrics
 
 __all__ = ["MIN_CALIBRATION_IMAGES", "EvalSet", "calibrate", "evaluate", "load_images", "normal_stats", "predict",
@@ -81,7 +81,7 @@ def predict(model: torch.nn.Module, images: np.ndarray, device: torch.device, ba
 
 
 def evaluate(model, test: EvalSet, device: torch.device, batch_size: int = 16) -> dict[str, Any]:
-    """Every metric of ``cdo_train.metrics.compute_metrics`` on the test set."""
+    """Every metric of ``cdo_train.training.metrics.compute_metrics`` on the test set."""
     maps, scores = predict(model, test.images, device, batch_size)
     has_masks = bool(test.labels.any())
     return compute_metrics(test.labels, scores, test.masks if has_masks else None, maps)

@@ -1,5 +1,5 @@
 """The per-level discrepancy ``d_l``: the maths the head, the loss, the memory bank and the fused
-Triton kernel share (:mod:`cdo_train.discrepancy` documents the formula and re-exports these).
+Triton kernel share (:mod:`cdo_train.model.discrepancy` documents the formula and re-exports these).
 
 Example:
     >>> import torch
@@ -34,7 +34,7 @@ def level_discrepancies(fe: list[torch.Tensor], fa: list[torch.Tensor],
     """Per-level discrepancies, each upsampled to the level-0 size: list of (B, 1, h0, w0).
 
     ``scales`` (one per level; empty = all 1) multiplies each level's map: the head's level
-    normalisation (:class:`cdo_train.discrepancy.DiscrepancyHead`, ``level_scales``).
+    normalisation (:class:`cdo_train.model.discrepancy.DiscrepancyHead`, ``level_scales``).
     """
     size = fe[0].shape[-2:]
     out = []

@@ -1,6 +1,6 @@
 """Fast and multi-process training: DistributedDataParallel, GPU-side anomalies, throughput.
 
-The same run folders, metrics and checkpoints as :func:`cdo_train.trainer.train`,
+The same run folders, metrics and checkpoints as :func:`cdo_train.training.trainer.train`,
 from N processes (one per GPU; gloo on CPU for tests, nccl on CUDA)::
 
     cdo-train ... --nproc 2                                        # spawns the processes itself
@@ -23,14 +23,14 @@ loss's normalisation are per shard, so metrics agree within noise.
 
 Speed (CUDA): fp16 AMP with a GradScaler and channels-last, the uint8
 training set resident on the GPU (decoded once: no loader workers needed),
-synthetic anomalies blended on the GPU (:func:`cdo_train.anomalies.synthesize`, whose
+synthetic anomalies blended on the GPU (:func:`cdo_train.synth.anomalies.synthesize`, whose
 draws are the CPU generator's, so a seed trains on the same anomalies in every path) and the
 loss kept on the GPU between checks. The run's state, checkpoints, resume
-and throughput log are :class:`cdo_train.loop.TrainingRun`'s, shared with
+and throughput log are :class:`cdo_train.training.run.TrainingRun`'s, shared with
 the single-process trainer; ``throughput.json`` adds ``processes``.
 
 Example:
-    >>> from cdo_train.config import TrainConfig
+    >>> from cdo_train.training.config import TrainConfig
     >>> runs = launch(TrainConfig(data_root="demo_data", class_names=("weave",)), nproc=2)  # doctest: +SKIP
 """
 
@@ -52,9 +52,9 @@ import torch.distributed as dist
 
 from cdo_deploy.errors import CdoError
 
-from .anomalies import synthesize
+from ..synth.anomalies import synthesize
 from .config import TrainConfig
-from .loop import RunResult, TrainingRun
+from .run import RunResult, TrainingRun
 from .signals import StopSignal
 from .step import batch_loss, to_float_batch
 from .trainer import planned_runs, resolve_device
@@ -139,15 +139,15 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
                           resume: tuple[Path, dict[str, Any]] | None = None) -> RunResult | None:
     """Train one (class, seed) run on the processes of ``ctx.group`` (or continue it from ``resume``).
 
-    The run's state, checkpoints and end are :class:`cdo_train.loop.TrainingRun`'s, as in
-    :func:`cdo_train.trainer.train_one`. Alone in its group, a process stops after the step a signal
+    The run's state, checkpoints and end are :class:`cdo_train.training.run.TrainingRun`'s, as in
+    :func:`cdo_train.training.trainer.train_one`. Alone in its group, a process stops after the step a signal
     arrived in; in a DDP group all processes stop together at the end of that epoch.
 
     Returns:
         The run's result on the group's first process, ``None`` on the others.
 
     Raises:
-        CdoError: as :func:`cdo_train.trainer.train_one`.
+        CdoError: as :func:`cdo_train.training.trainer.train_one`.
         TrainingInterrupted: SIGINT / SIGTERM, after the checkpoint was saved.
     """
     device = resolve_device(cfg.device)
@@ -171,7 +171,7 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
     def reduce(v: torch.Tensor) -> torch.Tensor:
         return _group_mean(v, ctx)
 
-    with run.console(), StopSignal() as stop:
+    with run.progress.console(), StopSignal() as stop:
         while not run.done:
             for idx in run.epoch_batches():
                 t, params, gamma = run.knobs()
@@ -289,7 +289,7 @@ def launch(cfg: TrainConfig, nproc: int, *, exist_ok: bool = False, resume: str 
     """Start ``nproc`` local processes (like ``torchrun --standalone``) and train in all of them.
 
     While they run, this process ignores SIGINT: Ctrl-C reaches the training processes, which save
-    their checkpoint and stop (:class:`cdo_train.checkpoint.TrainingInterrupted` is raised here then).
+    their checkpoint and stop (:class:`cdo_train.training.checkpoint.TrainingInterrupted` is raised here then).
 
     Raises:
         CdoError: bad ``nproc``, more processes than GPUs, or the first error a process hit.

@@ -146,8 +146,8 @@ def student_scores(model, images: np.ndarray, device: torch.device, batch_size: 
                    lr: float, gamma: float, seed: int, foreground_only: bool = False,
                    precision=None, **_: Any) -> np.ndarray:
     """Mean anomaly map of each image after ``warmup_steps`` CDO steps on a copy of the model (N,);
-    the steps run as the run's (``precision``, :class:`cdo_train.step.StepPrecision`; default fp32, NCHW)."""
-    from .anomalies import SynthParams, synthesize
+    the steps run as the run's (``precision``, :class:`cdo_train.training.step.StepPrecision`; default fp32, NCHW)."""
+    from ..synth.anomalies import SynthParams, synthesize
     from .evaluation import predict
     from .step import StepPrecision, batch_loss
 

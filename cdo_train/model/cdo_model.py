@@ -41,10 +41,10 @@ class ModelConfig:
     score_rule: str = "max"
     topk: int = 100
     teacher_weights: str | None = None
-    bank_size: int = 0  # > 0: the memory-bank head (``cdo_train.memory_bank``) with this many patches
-    student: str = "same"  # "same": the teacher's architecture; "light": ``cdo_train.students``
+    bank_size: int = 0  # > 0: the memory-bank head (``cdo_train.model.memory_bank``) with this many patches
+    student: str = "same"  # "same": the teacher's architecture; "light": ``cdo_train.model.students``
     score_levels: int = 0  # the image score reads the first N levels' map; 0 = all (runs saved before it)
-    level_norm: str = "none"  # "z": levels scaled by 1 / their held-out good std (cdo_train.level_norm)
+    level_norm: str = "none"  # "z": levels scaled by 1 / their held-out good std (cdo_train.model.level_norm)
     level_scales: tuple[float, ...] = ()  # the per-level factors the head applies; () = all 1
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ Anomaly map (evaluation and export)::
 
 ``s_l`` is 1 (the paper's plain sum) unless the run normalised its levels
 (``--level-norm z``: ``s_l`` = 1 / the standard deviation of ``d_l`` over the
-held-out good images, :mod:`cdo_train.level_norm`), and ``S`` is the anomaly
+held-out good images, :mod:`cdo_train.model.level_norm`), and ``S`` is the anomaly
 map itself (``score_levels`` 0, the default and the paper's rule) or the same
 map built from the first ``score_levels`` levels only.
 On stochastic surfaces the stride-16 level also answers ordinary texture
@@ -75,7 +75,7 @@ class DiscrepancyHead(nn.Module):
             0 (or the number of levels or more) = the anomaly map itself. With a memory bank the
             score is always that of the fused map.
         level_scales: one factor per level multiplying ``d_l`` before the sum (level
-            normalisation, :mod:`cdo_train.level_norm`); empty = all 1 (the paper's plain sum).
+            normalisation, :mod:`cdo_train.model.level_norm`); empty = all 1 (the paper's plain sum).
     """
 
     def __init__(

@@ -27,7 +27,7 @@ stays about the same. ``gamma``'s hard end ``null`` means the configured
     knob_ranges: {amplitude: {easy: 1.0, hard: 0.2}, frequency: {hard: 0.05}}
 
 Example:
-    >>> from cdo_train.anomalies import SynthParams
+    >>> from cdo_train.synth.anomalies import SynthParams
     >>> p, g = resolve_knobs([], 0.5, SynthParams(), gamma=2.0)
     >>> p == SynthParams(), g
     (True, 2.0)
@@ -114,7 +114,7 @@ def _gamma(t, p, gamma, easy, hard):
 
 @knob("realism", 0.0, 1.0, (0.0, 1.0))
 def _realism(t, p, gamma, easy, hard):
-    # Perlin masks, fills from the training data, opacity range: cdo_train.anomaly_shapes
+    # Perlin masks, fills from the training data, opacity range: cdo_train.synth.shapes
     return p.replace(realistic=_lerp(easy, hard, t)), gamma
 
 

@@ -1,0 +1,110 @@
+"""The end of a training run: what is computed and written after its last step (or on an interruption).
+
+In this order, into the run folder:
+
+1. ``--level-norm z``: each level scaled by 1 / its held-out good std
+   (:mod:`cdo_train.model.level_norm`), and the normalised model's evaluation logged as the
+   run's last record;
+2. ``--head cdo+knn``: the memory bank built and attached (:mod:`cdo_train.model.memory_bank`),
+   and the fused model's evaluation logged as the last record (the plain head's record stays in
+   ``metrics.jsonl`` before it);
+3. the weights (:func:`~cdo_train.training.saved_model.save_model`) and ``throughput.json``;
+4. the thresholds (``calibration.json``, :func:`~cdo_train.training.evaluation.calibrate`);
+5. the figures of the test set;
+6. ``summary.json`` (:meth:`~cdo_train.training.run_writer.RunWriter.finish`).
+
+An interrupted run gets 1 without the evaluation, skips 2 (it is saved with the plain head) and
+5, and its thresholds come from the held-out good images only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import torch
+
+from ..model.cdo_model import CDOModel
+from .config import TrainConfig
+from .evaluation import calibrate, evaluate, predict
+from .run_images import RunImages
+from .run_writer import RunWriter
+from .saved_model import save_model
+
+__all__ = ["attach_bank", "normalise_levels", "write_results"]
+
+log = logging.getLogger(__name__)
+
+
+def _follow_up(last: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A record after the last epoch's: its epoch, step, loss and lr, and what changed."""
+    return {**{k: v for k, v in last.items() if k in ("epoch", "step", "loss", "lr")}, **extra}
+
+
+def normalise_levels(model: CDOModel, cfg: TrainConfig, images: RunImages, device: torch.device, writer: RunWriter,
+                     last: dict[str, Any], evaluate_test: bool) -> dict[str, Any]:
+    """With ``--level-norm z``: scale each level by 1 / its held-out good std and, when ``evaluate_test``,
+    log the normalised model's evaluation. Returns the run's last record (``last`` when none was logged)."""
+    if cfg.level_norm == "none":
+        return last
+    from ..model.level_norm import z_scales
+
+    good = images.held.images if images.held is not None and len(images.held.images) else None
+    if good is None:
+        log.warning("level normalisation: no held-out good images; the level statistics come from the "
+                    "training images, which the student has fitted (hold some images out: holdout_fraction)")
+        good = images.train.numpy()
+    model.set_level_scales(z_scales(model, good, device, cfg.batch_size))
+    log.info("level normalisation (%s): scales %s from %d good images", cfg.level_norm,
+             ", ".join(f"{x:.4g}" for x in model.head.level_scales), len(good))
+    if evaluate_test and images.test is not None and cfg.head != "cdo+knn":  # (a bank logs its own)
+        record = _follow_up(last, level_norm=cfg.level_norm)
+        record.update(evaluate(model, images.test, device, cfg.batch_size))
+        writer.log_eval(record)
+        return record
+    return last
+
+
+def attach_bank(model: CDOModel, cfg: TrainConfig, images: RunImages, seed: int, device: torch.device,
+                writer: RunWriter, last: dict[str, Any]) -> dict[str, Any]:
+    """With ``--head cdo+knn``: build the memory bank, attach it, and log the fused model's evaluation.
+    Returns the run's last record."""
+    if cfg.head != "cdo+knn":
+        return last
+    from ..model.memory_bank import build_memory_bank
+
+    held = images.held.images if images.held is not None else None
+    model.set_bank(build_memory_bank(model, images.train.numpy(), held, cfg.bank_size, seed, device, cfg.batch_size))
+    record = _follow_up(last, head=cfg.head)
+    if images.test is not None:
+        record.update(evaluate(model, images.test, device, cfg.batch_size))
+    writer.log_eval(record)
+    return record
+
+
+def write_results(writer: RunWriter, model: CDOModel, cfg: TrainConfig, images: RunImages, last: dict[str, Any], *,
+                  seed: int, device: torch.device, throughput: dict[str, Any], cost: Callable[[], dict[str, Any]],
+                  interrupted: dict[str, Any] | None) -> dict[str, Any]:
+    """Finish the run folder (steps 1 to 6 of the module docstring); returns ``summary.json``'s content.
+
+    Args:
+        writer: the run folder.
+        model: the trained model (changed in place: level scales, memory bank).
+        last: the run's last evaluation record.
+        throughput: ``throughput.json``'s content.
+        cost: the run's cost so far (read when the summary is written, after the work above).
+        interrupted: ``None`` for a finished run, else what ``summary.json`` records of the interruption.
+    """
+    last = normalise_levels(model, cfg, images, device, writer, last, evaluate_test=not interrupted)
+    if not interrupted:  # an interrupted run is saved with the plain head (no bank)
+        last = attach_bank(model, cfg, images, seed, device, writer, last)
+    save_model(model, writer.run_dir)
+    writer.write_json("throughput.json", throughput)
+    test, tested = (None, {}) if interrupted else (images.test, last)  # thresholds of the weights saved
+    calib = calibrate(model, images.held, test, tested, device, cfg.batch_size, images.good_source)
+    if calib["warning"]:
+        log.warning("%s: %s", writer.run_dir, calib["warning"])
+    writer.write_json("calibration.json", calib)
+    if images.test is not None and not interrupted:
+        writer.figures(predict(model, images.test.images, device, cfg.batch_size), images.test)
+    return writer.finish(last, cost(), interrupted)
