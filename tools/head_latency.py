@@ -31,12 +31,12 @@ def _variant(run: Path, out: Path, level_norm: bool, bank: int) -> Path:
     import torch
     import yaml
 
-    from cdo_train.config import TrainConfig
+    from cdo_train.training.config import TrainConfig
     from cdo_train.data.splits import train_split
-    from cdo_train.evaluation import load_images
-    from cdo_train.level_norm import z_scales
-    from cdo_train.memory_bank import build_memory_bank
-    from cdo_train.runio import load_model, save_model
+    from cdo_train.training.evaluation import load_images
+    from cdo_train.model.level_norm import z_scales
+    from cdo_train.model.memory_bank import build_memory_bank
+    from cdo_train.training.saved_model import load_model, save_model
 
     shutil.copytree(run, out, ignore=shutil.ignore_patterns("tb", "checkpoint.pt", "figures"))
     model = load_model(run)

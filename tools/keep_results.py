@@ -2,7 +2,7 @@
 
 No weights, no figures: ``metrics.jsonl``, ``summary.json``, ``throughput.json``, ``calibration.json``,
 ``config.yaml`` and ``model_config.json`` of each ``<experiment>/<class>/seed_<n>`` whose status is
-``finished`` (:func:`cdo_train.run_folder.run_status`). Studies span sessions: commit what this copies
+``finished`` (:func:`cdo_train.training.run_folder.run_status`). Studies span sessions: commit what this copies
 as runs land.
 
 Usage:
@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from cdo_train.run_folder import run_status
+from cdo_train.training.run_folder import run_status
 
 KEPT = ("metrics.jsonl", "summary.json", "throughput.json", "calibration.json", "config.yaml", "model_config.json")
 
