@@ -29,6 +29,7 @@ import io
 import math
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -113,7 +114,8 @@ def time_ort(model: bytes, shapes, batch: int, runs: int) -> tuple[float, int]:
 
 def real_difference(run_dir: str) -> str:
     """Max |naive - cdo| on a run's test images, and both pixel AUROCs."""
-    from cdo_train.data import list_samples
+    from cdo_train.data.splits import samples
+    from cdo_train.training.config import TrainConfig
     from cdo_train.training.evaluation import load_images
     from cdo_train.export.run_inputs import read_run_info
     from cdo_train.training.metrics import pixel_auroc
@@ -121,8 +123,7 @@ def real_difference(run_dir: str) -> str:
 
     model = load_model(run_dir)
     cfg = read_run_info(run_dir).config
-    test = load_images(list_samples(cfg["dataset"], cfg["data_root"], cfg["class_names"][0], "test"),
-                       cfg["image_size"])
+    test = load_images(samples(TrainConfig().merged(cfg), Path(run_dir).parent.name, "test"), cfg["image_size"])
     naive = NaiveHead(model.head.image_size, model.cfg.blur_sigma, separable=True)
     ours, theirs = [], []
     with torch.no_grad():

@@ -49,13 +49,12 @@ import torch
 import yaml
 
 from cdo_train.training.config import TrainConfig
-from cdo_train.data import list_samples
 from cdo_train.model.discrepancy import DiscrepancyHead, level_discrepancies
 from cdo_train.training.evaluation import load_images
 from cdo_train.model.memory_bank import MemoryBank, greedy_coreset, patch_features
 from cdo_train.training.metrics import compute_metrics
 from cdo_train.training.saved_model import load_model
-from cdo_train.data.splits import train_split
+from cdo_train.data.splits import samples, train_split
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 
@@ -147,7 +146,7 @@ def study_run(run_dir: Path, sigmas, levels, topks, norms=("none",), banks=()) -
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     model = load_model(run_dir)
     size = model.cfg.image_size
-    test = load_images(list_samples(cfg["dataset"], cfg["data_root"], run_dir.parent.name, "test"), size)
+    test = load_images(samples(TrainConfig().merged(cfg), run_dir.parent.name, "test"), size)
     fe, fa = _features(model, test.images)
     train, held = _held_out(model, cfg, run_dir.parent.name) if set(norms) - {"none"} or banks else (None, None)
     stats = _level_stats(held) if held is not None else []

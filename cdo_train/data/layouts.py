@@ -46,7 +46,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -78,8 +78,11 @@ GOOD = "good"
 
 @dataclass(frozen=True)
 class _Layout:
-    classes: Callable[[Path], list[str]]
-    samples: Callable[[Path, str, str], list[Sample]]
+    """How one layout lists classes and samples of its source: the root folder (``mvtec*``), or for
+    ``folder`` the :class:`FolderSpec` (the root and anomalib's sub-folder roles)."""
+
+    classes: Callable[[Any], list[str]]
+    samples: Callable[[Any, Optional[str], str], list[Sample]]
 
 
 LAYOUTS: Registry[_Layout] = Registry("dataset layout")
@@ -92,6 +95,16 @@ def _check_root(root: Path | str) -> Path:
     if not root.is_dir():
         raise CdoError(f"dataset root is not a folder: {root}")
     return root
+
+
+def _check_source(dataset: str, root: Path | str | FolderSpec) -> Path | FolderSpec:
+    """The checked source a layout reads: the root folder, or a folder dataset's :class:`FolderSpec`
+    (a bare root becomes ``FolderSpec(root)``: good images only)."""
+    if isinstance(root, FolderSpec):
+        _check_root(root.root)
+        return root
+    checked = _check_root(root)
+    return FolderSpec(checked) if dataset == "folder" else checked
 
 
 def _class_dir(root: Path, class_name: str, dataset: str) -> Path:
@@ -170,16 +183,15 @@ def _mvtec3d_samples(root: Path, class_name: str, split: str) -> list[Sample]:
 
 LAYOUTS.register("mvtec2d")(_Layout(_mvtec_classes, _mvtec2d_samples))
 LAYOUTS.register("mvtec3d")(_Layout(_mvtec_classes, _mvtec3d_samples))
-LAYOUTS.register("folder")(_Layout(lambda root: folder_classes(FolderSpec(root)),
-                                   lambda root, cls, split: folder_samples(FolderSpec(root), cls, split)))
+LAYOUTS.register("folder")(_Layout(folder_classes, folder_samples))
 
 
-def list_classes(dataset: str, root: Path | str) -> list[str]:
+def list_classes(dataset: str, root: Path | str | FolderSpec) -> list[str]:
     """Class names available under ``root``.
 
     Args:
         dataset: ``"mvtec2d"``, ``"mvtec3d"`` or ``"folder"``.
-        root: dataset root folder.
+        root: dataset root folder; for ``folder`` also a :class:`FolderSpec` (its sub-folder roles).
 
     Returns:
         Sorted class names. For ``mvtec*``: sub-folders holding a ``train`` folder.
@@ -190,19 +202,21 @@ def list_classes(dataset: str, root: Path | str) -> list[str]:
         CdoError: unknown dataset, missing root, or no class found.
     """
     layout = LAYOUTS.get(dataset)
-    root = _check_root(root)
-    classes = layout.classes(root)
+    source = _check_source(dataset, root)
+    classes = layout.classes(source)
     if not classes:
-        raise CdoError(f"no classes found in {root} ({dataset} layout expects <root>/<class>/train/...)")
+        raise CdoError(f"no classes found in {getattr(source, 'root', source)} ({dataset} layout expects "
+                       "<root>/<class>/train/...)")
     return classes
 
 
-def list_samples(dataset: str, root: Path | str, class_name: Optional[str], split: str) -> list[Sample]:
+def list_samples(dataset: str, root: Path | str | FolderSpec, class_name: Optional[str],
+                 split: str) -> list[Sample]:
     """List the samples of one class and split, in a stable (sorted) order.
 
     Args:
         dataset: ``"mvtec2d"``, ``"mvtec3d"`` or ``"folder"``.
-        root: dataset root folder.
+        root: dataset root folder; for ``folder`` also a :class:`FolderSpec` (its sub-folder roles).
         class_name: class sub-folder. For ``folder`` it may be ``None`` or a name
             that is not a sub-folder; ``root`` itself is then used.
         split: ``"train"`` (good images only) or ``"test"`` (good and defective).
@@ -217,10 +231,11 @@ def list_samples(dataset: str, root: Path | str, class_name: Optional[str], spli
     layout = LAYOUTS.get(dataset)
     if split not in SPLITS:
         raise CdoError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
-    root = _check_root(root)
+    source = _check_source(dataset, root)
+    root = getattr(source, "root", source)
     if dataset != "folder" and not class_name:
         raise CdoError(f"{dataset} layout needs a class name (classes in {root}: {_mvtec_classes(root)})")
-    samples = layout.samples(root, class_name, split)
+    samples = layout.samples(source, class_name, split)
     n_bad = sum(s.label for s in samples)
     log.debug("%s %s/%s %s: %d samples (%d defective)", dataset, root, class_name, split, len(samples), n_bad)
     return samples

@@ -34,7 +34,7 @@ from typing import Any, Optional
 
 from cdo_deploy.errors import CdoError
 
-from .folders import FolderSpec, folder_classes, folder_samples, images_in, no_images_error
+from .folders import FolderSpec, images_in, no_images_error
 from .io import read_image
 from .layouts import GOOD, Sample, _check_root, list_classes, list_samples, split_holdout
 
@@ -59,21 +59,22 @@ def folder_spec(cfg: Any) -> FolderSpec:
                       cfg.recursive, cfg.test_split_ratio)
 
 
+def _source(cfg: Any) -> Path | FolderSpec:
+    """What the config's layout reads (one route for every dataset): the root, or for ``folder`` its
+    :class:`FolderSpec` with the sub-folder roles."""
+    return folder_spec(cfg) if cfg.dataset == "folder" else _root(cfg)
+
+
 def run_classes(cfg: Any) -> list[str]:
     """The classes a config trains, in order."""
-    if cfg.dataset == "folder":
-        spec = folder_spec(cfg)
-        return list(cfg.class_names) if cfg.class_names != ("all",) else folder_classes(spec)
     if "all" in cfg.class_names:
-        return list_classes(cfg.dataset, _root(cfg))
+        return list_classes(cfg.dataset, _source(cfg))
     return list(cfg.class_names)
 
 
 def samples(cfg: Any, class_name: str, split: str) -> list[Sample]:
     """The ``train`` or ``test`` samples of one class (see :mod:`.layouts` and :mod:`.folders`)."""
-    if cfg.dataset == "folder":
-        return folder_samples(folder_spec(cfg), class_name, split)
-    return list_samples(cfg.dataset, _root(cfg), class_name, split)
+    return list_samples(cfg.dataset, _source(cfg), class_name, split)
 
 
 def train_split(cfg: Any, class_name: str, seed: int) -> tuple[list[Sample], list[Sample]]:
