@@ -25,13 +25,16 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
+
+from pydantic import Field
 
 from .drift import DriftConfig, DriftMonitor
 from .errors import CdoError
 from .inspector import Inspector
 from .pipeline import DEFAULT_MAX_BATCH, Pipeline, PipelineConfig
 from .resume import check_resume, producer_key, start_fresh
+from .schema import Bool, Float, Int, Schema, Text
 from .sinks import CsvSink, JsonlSink, LiveSink, MqttSink, OverlaySink, RouteSink, Sink
 from .sources import CameraSettings, FolderSource, classify_source, open_source
 from .status import Summary
@@ -45,40 +48,70 @@ RESULTS_FILE = "results.jsonl"
 SPOOL_FILE = "mqtt_spool.jsonl"
 
 
-@dataclass(frozen=True)
-class InspectConfig:
-    """Everything ``cdo-inspect`` can be told (see ``cdo-inspect --help``)."""
+Overlays = Literal["ng", "all", "none"]
 
-    bundle: Path
-    source: str
-    out: Path = Path("inspect_out")
-    once: bool = False
-    include_existing: bool = False
-    backend: str = "auto"
-    device: str = "auto"
-    variant: str | None = None
-    threshold: float | None = None
-    pixel_threshold: float | None = None
-    sensitivity: float | None = None
-    max_batch: int = DEFAULT_MAX_BATCH
-    max_wait_ms: float = 5.0
-    queue_size: int = 64
-    workers: int = 2
-    overlays: str = "ng"
-    route: bool = False
-    quarantine: bool = True
-    csv: bool = False
-    mqtt: str | None = None
-    settle_s: float = 0.5
-    max_frames: int | None = None
-    min_region_area: int = 0
-    fresh: bool = False
-    camera: CameraSettings | None = None
-    #: ``HOST:PORT`` (or ``PORT``: 127.0.0.1) of the live page, /metrics and /healthz; ``None``: off
-    http: str | None = None
-    #: file holding the bearer token for ``http`` (else ``$CDO_HTTP_TOKEN``, else no token)
-    http_token_file: Path | None = None
-    drift: DriftConfig = DriftConfig()
+
+class InspectConfig(Schema):
+    """Everything ``cdo-inspect`` can be told: one schema, which its options read their types, choices,
+    defaults and help from (see ``cdo-inspect --help``).
+
+    Built with an unknown key, a wrong type or a value out of range, it raises a one-line ``CdoError``
+    naming the key. ``InspectConfig(bundle, source, ...)``: the fields may be given in order, too.
+    """
+
+    bundle: Path = Field(description="The bundle folder (cdo-export's output).")
+    source: Text = Field(description="Folder to watch, image/video file, glob ('lot/*.png'), @list.txt, camera:N, "
+                         "rtsp://... / http://... URL, GStreamer pipeline ('gst:...'), or an industrial camera: "
+                         "pylon, pylon:SERIAL, pylon:NAME (pip install 'cdo[pylon]').")
+    out: Path = Field(Path("inspect_out"), description="Output folder: results.jsonl, overlays/, quarantine/, "
+                      "summary.json.")
+    once: Bool = Field(False, description="Folder: process the files already there, then exit (the folder is left "
+                       "as it is).")
+    include_existing: Bool = Field(False, description="Folder: also process files already there, then keep "
+                                   "watching (use after a restart).")
+    backend: Text = Field("auto", description="Inference backend: auto or a registered one.")
+    device: Text = Field("auto", description="auto, cpu, cuda[:N]; onnxruntime also tensorrt[:N] (its TensorRT "
+                         "provider).")
+    variant: Text | None = Field(None, description="Model variant from model.json (fp32, fp16, int8...).")
+    threshold: Float | None = Field(None, description="Image threshold (score units), overrides model.json.")
+    pixel_threshold: Float | None = Field(None, description="Pixel threshold for defect regions.")
+    sensitivity: Float | None = Field(None, ge=0, le=1, description="0..1: 0.5 = model.json thresholds, higher = "
+                                      "more NG (1 = p99 of normal scores).")
+    max_batch: Int = Field(DEFAULT_MAX_BATCH, ge=1, description="Micro-batch size limit.")
+    max_wait_ms: Float = Field(5.0, ge=0, description="Longest wait for a micro-batch to fill, ms.")
+    queue_size: Int = Field(64, ge=1, description="Capacity of each stage queue (live sources drop the oldest "
+                            "frames beyond it).")
+    workers: Int = Field(2, ge=1, description="Pre-processing threads.")
+    overlays: Overlays = Field("ng", description="Write heatmap overlays for NG parts, all images, or none.")
+    route: Bool = Field(False, description="Move input files into OUT/ok/ and OUT/ng/ after inspection.")
+    quarantine: Bool = Field(True, description="Move unreadable files of a watched folder to OUT/quarantine/ "
+                             "(--once copies them there).")
+    csv: Bool = Field(False, description="Also write OUT/results.csv.")
+    mqtt: Text | None = Field(None, description="Publish every decision to an MQTT broker: HOST:PORT/TOPIC.")
+    settle_s: Float = Field(0.5, ge=0, description="Folder: a file is complete when unchanged this long (or "
+                            "closed after writing).")
+    max_frames: Int | None = Field(None, ge=1, description="Streams, cameras: stop after N frames (pylon software "
+                                   "trigger: fire N triggers).")
+    min_region_area: Int = Field(0, ge=0, description="Ignore defect regions smaller than this many pixels.")
+    fresh: Bool = Field(False, description="OUT holds results of another bundle or other thresholds: move them to "
+                        "OUT/previous/ and start anew (without it such a run refuses).")
+    camera: CameraSettings | None = Field(None, description="Industrial camera settings (--source pylon).")
+    http: Text | None = Field(None, description="Serve a live operator page, Prometheus /metrics and /healthz "
+                              "(read-only) at [HOST:]PORT; binds 127.0.0.1 unless HOST is given (then a token is "
+                              "required). Port 0: any free port.")
+    http_token_file: Path | None = Field(None, description="File with the bearer token for --http (default: "
+                                         "$CDO_HTTP_TOKEN, else no token).")
+    drift: DriftConfig = Field(DriftConfig(), description="Drift monitor settings.")
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        names = list(type(self).model_fields)
+        if len(args) > len(names):
+            raise TypeError(f"InspectConfig takes at most {len(names)} positional arguments, got {len(args)}")
+        for name, value in zip(names, args):  # positional, in field order, as the dataclass it was took them
+            if name in data:
+                raise TypeError(f"InspectConfig got multiple values for {name!r}")
+            data[name] = value
+        super().__init__(**data)
 
 
 @dataclass

@@ -30,8 +30,9 @@ from __future__ import annotations
 import os
 import types
 import typing
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Mapping
 
 import annotated_types as at
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, ValidationError
@@ -39,7 +40,7 @@ from pydantic.fields import FieldInfo
 
 from .errors import CdoError, did_you_mean
 
-__all__ = ["Bool", "Float", "Int", "Names", "Schema", "Text", "takes"]
+__all__ = ["Bool", "Float", "Int", "Names", "Schema", "Text", "range_words", "takes"]
 
 
 def _number(value: Any) -> Any:
@@ -100,6 +101,11 @@ def _bounds(metadata: list[Any]) -> str:
     return text + (f", a multiple of {step}" if step is not None else "")
 
 
+def range_words(field: FieldInfo) -> str:
+    """``field``'s range in words: ``">= 1"``, ``"in [0, 1]"``, ``">= 32, a multiple of 16"`` ("": none)."""
+    return _bounds(field.metadata).lstrip(", ").strip()
+
+
 def takes(field: FieldInfo) -> str:
     """What ``field`` takes, in words: ``"an integer >= 1 or null"``, ``"one of max, topk_mean"``; a field
     whose ``json_schema_extra`` has ``takes`` (a ``pattern``, say) says it in its own words."""
@@ -111,6 +117,11 @@ def takes(field: FieldInfo) -> str:
     kinds = [a for a in args if a is not type(None)]
     text = " or ".join(_words(a) for a in kinds) + _bounds(field.metadata)
     return text + (" or null" if len(kinds) < len(args) else "")
+
+
+# (flags, values as typed) of the command line being read by Schema.from_options
+_COMMAND_LINE: ContextVar[tuple[Mapping[str, str], Mapping[str, Any]]] = ContextVar("_COMMAND_LINE",
+                                                                                  default=({}, {}))
 
 
 class Schema(BaseModel):
@@ -129,13 +140,28 @@ class Schema(BaseModel):
             raise self._error(e, data) from None
 
     @classmethod
+    def from_options(cls, values: Mapping[str, Any], flags: Mapping[str, str],
+                     shown: Mapping[str, Any] | None = None) -> Any:
+        """Build from a command line's ``values`` (by field name): an error names the flag of its key (``flags``:
+        field name -> ``"--flag"``) and shows the value as typed (``shown``, where the command converted it,
+        e.g. ms to s); ``"--max-batch must be an integer >= 1, got 0"``."""
+        token = _COMMAND_LINE.set((flags, shown or {}))  # read by _error: __init__ runs in model_validate too
+        try:
+            return cls(**values)
+        finally:
+            _COMMAND_LINE.reset(token)
+
+    @classmethod
     def _label(cls, key: str) -> str:
         """How a key is named in messages."""
         return f"{cls._what} {key!r}"
 
     @classmethod
-    def _error(cls, e: ValidationError, data: dict[str, Any]) -> CdoError:
-        """The first of ``e``'s errors as one line naming the key and what it takes."""
+    def _error(cls, e: ValidationError, data: Mapping[str, Any]) -> CdoError:
+        """The first of ``e``'s errors as one line naming the key (its flag, under :meth:`from_options`) and
+        what it takes."""
+        flags, shown = _COMMAND_LINE.get()
+        data = {**data, **shown}
         err = e.errors()[0]
         key = str(err["loc"][0]) if err["loc"] else ""
         if err["type"] == "extra_forbidden":
@@ -144,4 +170,5 @@ class Schema(BaseModel):
             return CdoError(f"{cls._what}s: {err['msg']}")
         value = data.get(key, err["input"])
         kind = "" if err["type"] in _VALUE_ERRORS else f" ({type(value).__name__})"
-        return CdoError(f"{cls._label(key)} must be {takes(cls.model_fields[key])}, got {value!r}{kind}")
+        label = flags[key] if key in flags else cls._label(key)
+        return CdoError(f"{label} must be {takes(cls.model_fields[key])}, got {value!r}{kind}")

@@ -15,12 +15,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import types
-import typing
 
 import click
 
 from cdo_deploy.errors import CdoError
+from cdo_deploy.schema_options import schema_option
 
 from ._version import __version__
 from .training.config import TrainConfig, load_config_file
@@ -28,68 +27,14 @@ from .training.config import TrainConfig, load_config_file
 __all__ = ["main"]
 
 
-class _SchemaOption(click.Option):
-    """An option whose help ends with the names registered in a registry (read only when --help is shown:
-    the registries' modules are torch-free, but importing them for every command would be wasted) and the
-    schema's default."""
-
-    def __init__(self, *args, registry: str | None = None, shown_default: str | None = None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._registry = registry
-        self._shown_default = shown_default
-
-    def get_help_record(self, ctx):
-        import importlib
-
-        base = self.help or ""
-        extra = []
-        if self._registry is not None:
-            module, name = self._registry.rsplit(".", 1)
-            extra.append(f"One of: {', '.join(getattr(importlib.import_module(module), name))}.")
-        if self._shown_default is not None:
-            extra.append(f" [default: {self._shown_default}]")
-        self.help = " ".join([base, *extra])
-        try:
-            return super().get_help_record(ctx)
-        finally:
-            self.help = base
-
-
-def _field_type(hint):
-    """The click type of a TrainConfig annotation: a Choice of a Literal's values, BOOL, int, float or text."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Annotated:
-        return _field_type(args[0])
-    if origin in (typing.Union, types.UnionType):
-        return _field_type(next(a for a in args if a is not type(None)))
-    if origin is typing.Literal:
-        return click.Choice(args)
-    return {bool: click.BOOL, int: int, float: float}.get(hint)
-
-
-def _shown(default) -> str | None:
-    if default is None or default in ((), {}):
-        return None
-    if isinstance(default, bool):
-        return "on" if default else "off"
-    return ", ".join(default) if isinstance(default, tuple) else str(default)
-
-
-def _field(flag: str, dest: str | None = None, note: str = "", **kw):
+def _field(flag: str, dest: str | None = None, **kw):
     """The option ``flag`` of the TrainConfig field ``dest`` (by default, named like the flag): its type
-    (choices), default and help come from the schema. ``default=None`` leaves the field to presets.
+    (choices), default and help come from the schema (:func:`cdo_deploy.schema_options.schema_option`);
+    ``default=None`` leaves the field to presets, and the schema checks the value.
 
     A true/false field's flag alone means True, and ``--MOM True/False/1/0`` are accepted as in the
     original train.py."""
-    dest = dest or flag.lstrip("-").replace("-", "_")
-    field = TrainConfig.model_fields[dest]
-    kw.setdefault("type", _field_type(field.annotation))
-    if kw["type"] is click.BOOL and not kw.get("is_flag"):
-        kw.update(is_flag=False, flag_value=True)
-    default = field.get_default(call_default_factory=True)
-    shown = None if kw.get("is_flag") else _shown(default)
-    return click.option(flag, dest, default=None, cls=_SchemaOption, shown_default=shown,
-                        help=" ".join(filter(None, [field.description, note])), **kw)
+    return schema_option(TrainConfig, flag, dest, **kw)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -211,3 +211,18 @@ def test_pixel_threshold_above_every_pixel_still_locates_each_ng_part(tiny_bundl
             assert [reg["kind"] for reg in rec["regions"]] == ["map_max"] and Path(rec["overlay"]).is_file()
         else:
             assert rec["regions"] == []
+
+
+@pytest.mark.parametrize("args,line", [
+    (["--max-batch", "0"], "Error: --max-batch must be an integer >= 1, got 0"),
+    (["--workers", "two"], "Error: --workers must be an integer >= 1, got 'two'"),
+    (["--sensitivity", "1.5"], "Error: --sensitivity must be a number in [0, 1] or null, got 1.5"),
+    (["--overlays", "some"], "Error: --overlays must be one of ng, all, none, got 'some'"),
+    (["--settle-ms", "-5"], "Error: --settle-ms must be a number >= 0, got -5.0"),
+])
+def test_bad_option_values_give_one_line_naming_the_option(args, line, tiny_bundle, tmp_path, cli):
+    """InspectConfig checks cdo-inspect's values: out of range or of the wrong type, one line and exit 1,
+    before the bundle is loaded or anything is written."""
+    r = cli("cdo-inspect", tiny_bundle, "--source", tmp_path, "--once", *args, "--out", tmp_path / "o", timeout=60)
+    assert _one_line_error(r).startswith(line)
+    assert not (tmp_path / "o").exists()

@@ -55,7 +55,8 @@ def test_cli_choices_and_defaults_come_from_the_schema():
     text = " ".join(CliRunner().invoke(_cli, ["--help"], terminal_width=400).output.split())
     for flag, default in (("--batch-size", 8), ("--eval-every", 250), ("--head", "cdo"), ("--MOM", "on")):
         description = TrainConfig.model_fields[flag.lstrip("-").lower().replace("-", "_")].description
-        assert f"{description} [default: {default}]" in text, flag
+        assert any(f"{description} [default: {default}{end}" in text for end in "];"), flag  # ; then the range
+    assert "Training batch size. [default: 8; >= 1]" in text
 
 
 def test_resume_overrides_and_the_checkpoint_round_trip():
