@@ -31,24 +31,24 @@ def _variant(run: Path, out: Path, level_norm: bool, bank: int) -> Path:
     import torch
     import yaml
 
-    from cdo_train.training.config import TrainConfig
-    from cdo_train.data.splits import train_split
-    from cdo_train.training.evaluation import load_images
     from cdo_train.model.level_norm import z_scales
     from cdo_train.model.memory_bank import build_memory_bank
+    from cdo_train.training.config import TrainConfig
+    from cdo_train.training.run_images import load_run_images
     from cdo_train.training.saved_model import load_model, save_model
 
     shutil.copytree(run, out, ignore=shutil.ignore_patterns("tb", "checkpoint.pt", "figures"))
     model = load_model(run)
     cfg = TrainConfig().merged(yaml.safe_load((run / "config.yaml").read_text()))
-    train, held = train_split(cfg, run.parent.name, cfg.seed)
-    size, cpu = model.cfg.image_size, torch.device("cpu")
-    held_images = load_images(held, size).images
+    images = load_run_images(cfg, run.parent.name, cfg.seed, main=True, warn=False)  # the trainer's split
+    if images.held is None:
+        raise SystemExit(f"Error: {run}: no held-out good images to normalise and calibrate with")
+    held, cpu = images.held.images, torch.device("cpu")
     if level_norm:
-        model.set_level_scales(z_scales(model, held_images, cpu))
+        model.set_level_scales(z_scales(model, held, cpu))
         model.cfg = dataclasses.replace(model.cfg, level_norm="z")
     if bank:
-        model.set_bank(build_memory_bank(model, load_images(train, size).images, held_images, bank, cfg.seed, cpu))
+        model.set_bank(build_memory_bank(model, images.train.numpy(), held, bank, cfg.seed, cpu))
     save_model(model, out)
     return out
 

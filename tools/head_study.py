@@ -50,11 +50,12 @@ import yaml
 
 from cdo_train.training.config import TrainConfig
 from cdo_train.model.discrepancy import DiscrepancyHead, level_discrepancies
+from cdo_train.model.level_norm import z_scales_of
 from cdo_train.training.evaluation import load_images
 from cdo_train.model.memory_bank import MemoryBank, greedy_coreset, patch_features
 from cdo_train.training.metrics import compute_metrics
 from cdo_train.training.saved_model import load_model
-from cdo_train.data.splits import samples, train_split
+from cdo_train.data.splits import calibration_samples, samples, train_split
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 
@@ -71,20 +72,24 @@ def _features(model, images: np.ndarray, batch: int = 8):
 
 
 def _held_out(model, cfg: dict, class_name: str):
-    """Teacher/student features of the run's held-out good training images (the trainer's split)."""
+    """The run's training samples and the teacher/student features of its calibration images (the
+    held-out good ones, or ``calibration_dir``'s: what the trainer normalises and calibrates with)."""
     train_cfg = TrainConfig().merged(cfg)
-    train, held = train_split(train_cfg, class_name, train_cfg.seed)
+    train, holdout = train_split(train_cfg, class_name, train_cfg.seed)
+    held = calibration_samples(train_cfg, holdout)
     if not held:
         raise SystemExit(f"Error: {class_name}: no held-out good images to normalise with")
     return train, _features(model, load_images(held, model.cfg.image_size).images)
 
 
 def _level_stats(held) -> list[tuple[float, float, float]]:
-    """(mean, std, q(0.995) - q(0.9)) of each level's discrepancy over the held-out good images."""
+    """(mean, std, q(0.995) - q(0.9)) of each level's discrepancy over the held-out good images; the std is
+    the one ``--level-norm z`` divides by (:func:`cdo_train.model.level_norm.z_scales_of`)."""
+    levels = level_discrepancies(*held)
     out = []
-    for d in level_discrepancies(*held):
+    for d, z in zip(levels, z_scales_of([levels])):
         qa, qb = torch.quantile(d.flatten().double(), torch.tensor([0.9, 0.995], dtype=torch.float64)).tolist()
-        out.append((float(d.mean()), float(d.std()), qb - qa))
+        out.append((float(d.mean()), 1.0 / z, qb - qa))
     return out
 
 

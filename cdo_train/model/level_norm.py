@@ -31,52 +31,67 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Iterable
 
 import numpy as np
 import torch
 
 from .discrepancy_levels import level_discrepancies
 
-__all__ = ["z_scales"]
+__all__ = ["z_scales", "z_scales_of"]
 
 log = logging.getLogger(__name__)
 
 
-@torch.no_grad()
-def z_scales(model: torch.nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 16
-             ) -> tuple[float, ...]:
-    """``1 / std`` of each level's discrepancy over the pixels of ``images`` (good ones).
+def z_scales_of(batches: Iterable[list[torch.Tensor]]) -> tuple[float, ...]:
+    """``1 / std`` of each level over the pixels of every batch of per-level maps (float64 sums).
 
     Args:
-        model: a ``CDOModel`` (its teacher and student give the levels).
-        images: (N, H, W, 3) uint8 RGB good images at the model size.
-        device: where the model runs.
-        batch_size: images per forward pass.
+        batches: per batch of good images, the list of level maps (:func:`level_discrepancies`).
 
     Returns:
         One factor per level; 1.0 for a level that does not vary at all (nothing to scale by).
     """
-    was_training = model.training
-    model.eval()
     sums: list[list[float]] = []  # per level: count, sum, sum of squares (float64)
-    for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).to(device)
-        fe, fa = model.features(x.permute(0, 3, 1, 2).float().div_(255.0))
-        for lvl, d in enumerate(level_discrepancies(fe, fa)):
+    for levels in batches:
+        for lvl, d in enumerate(levels):
             d = d.double()
             if len(sums) <= lvl:
                 sums.append([0.0, 0.0, 0.0])
             sums[lvl][0] += d.numel()
             sums[lvl][1] += float(d.sum())
             sums[lvl][2] += float((d * d).sum())
-    model.train(was_training)
     scales = []
     for lvl, (n, s, ss) in enumerate(sums):
         std = math.sqrt(max(0.0, ss / n - (s / n) ** 2) * n / max(1.0, n - 1))
         if not std > 1e-12:
-            log.warning("level normalisation: level %d does not vary over %d good images; left unscaled", lvl,
-                        len(images))
+            log.warning("level normalisation: level %d does not vary over the good images; left unscaled", lvl)
             scales.append(1.0)
         else:
             scales.append(1.0 / std)
     return tuple(scales)
+
+
+@torch.no_grad()
+def z_scales(model: torch.nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 16
+             ) -> tuple[float, ...]:
+    """``1 / std`` of each level's discrepancy over the pixels of ``images`` (good ones): :func:`z_scales_of`
+    of the model's level maps, batch by batch.
+
+    Args:
+        model: a ``CDOModel`` (its teacher and student give the levels).
+        images: (N, H, W, 3) uint8 RGB good images at the model size.
+        device: where the model runs.
+        batch_size: images per forward pass.
+    """
+    def batches():
+        for i in range(0, len(images), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).to(device)
+            yield level_discrepancies(*model.features(x.permute(0, 3, 1, 2).float().div_(255.0)))
+
+    was_training = model.training
+    model.eval()
+    try:
+        return z_scales_of(batches())
+    finally:
+        model.train(was_training)
