@@ -105,6 +105,17 @@ def calibration_samples(cfg: Any, holdout: list[Sample]) -> list[Sample]:
     return [Sample(p, 0, None, GOOD) for p in images]
 
 
+def penalty_samples(cfg: Any) -> list[Sample]:
+    """The off-distribution penalty's images: every image under ``penalty_dir`` (recursive); [] without one."""
+    if cfg.penalty_dir is None:
+        return []
+    folder = Path(cfg.penalty_dir)
+    images = images_in(folder, recursive=True)
+    if not images:
+        raise no_images_error("off-distribution penalty (--penalty-dir)", folder, "")
+    return [Sample(p, 0, None, GOOD) for p in images]
+
+
 def _image_wh(path: Path) -> tuple[int, int]:
     """(width, height) of an image, from the PNG/JPEG header when it has one (else the image is read)."""
     try:

@@ -101,6 +101,15 @@ class TrainConfig(Schema):
     mom: Bool = Field(True, description="Synthetic anomalies (multi-objective optimisation).")
     oom: Bool = Field(True, description="Pixel reweighting (overlap optimisation).")
     gamma: Float = Field(2.0, ge=0, description="OOM focusing exponent.")
+    hard_quantile: Float | None = Field(None, gt=0, lt=1, description="Hard-feature loss (EfficientAD's): on "
+                                        "normal pixels only the discrepancies above this quantile of the batch's "
+                                        "normal pixels (per level) are trained on; default off (docs/results/"
+                                        "photo_suite.md).")
+    penalty_dir: AbsPath | None = Field(None, description="Off-distribution penalty: a folder of natural images that "
+                                        "are not the part; each step the student is also pushed away from the "
+                                        "teacher on penalty_batch of them. Default off.")
+    penalty_weight: Float = Field(1.0, gt=0, description="Weight of the off-distribution penalty (with penalty_dir).")
+    penalty_batch: Int = Field(1, ge=1, description="Off-distribution images per step (with penalty_dir).")
     steps: Int | None = Field(None, ge=1, description=f"Training length in optimiser steps, whatever the dataset "
                               f"size (default {DEFAULT_STEPS}).")
     epochs: Int | None = Field(None, ge=1, description="Training length in passes over the data (instead of "

@@ -181,7 +181,9 @@ def train_one_distributed(cfg: TrainConfig, class_name: str, seed: int, ctx: Dis
                 mine = shard(torch.arange(len(idx)), ctx.group_rank, ctx.group_size).to(x.device)
                 x = x[mine]
                 mask = mask[mine] if mask is not None else None
-                loss = batch_loss(model, x, mask, gamma=gamma, oom=cfg.oom, precision=run.precision, student=student)
+                loss = batch_loss(model, x, mask, gamma=gamma, oom=cfg.oom, precision=run.precision, student=student,
+                                  hard_quantile=cfg.hard_quantile, penalty=run.penalty_batch(),
+                                  penalty_weight=cfg.penalty_weight)
                 run.optimise(loss, t, params, gamma, len(idx), reduce if ctx.group_size > 1 else None)
                 if ctx.group_size == 1 and stop.signum is not None:
                     run.interrupt(stop.signum)

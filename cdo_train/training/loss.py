@@ -10,7 +10,17 @@ S the synthetic-anomaly pixels of the whole batch::
     L   = sum_l L_l
 
 MOM off means no synthetic anomalies: S is empty and only the normal term
-remains. Fixes against the original code: ``gamma`` reaches the loss, the mask
+remains.
+
+Two options, both off by default (docs/results/photo_suite.md has what they measured):
+
+* hard-feature loss (EfficientAD, Batzner et al. 2024): with ``hard_quantile`` q, a
+  level's normal set N keeps only the pixels whose discrepancy is at least the q-quantile
+  of that level's normal discrepancies in the batch (detached), so the student stops
+  polishing what it already imitates;
+* off-distribution penalty (:func:`penalty_loss`): on natural images that are not the
+  part, ``-sum_l mean(d_l)``, which pushes the student away from the teacher outside the
+  normal data, against CDO's over-generalisation to anomalies. Fixes against the original code: ``gamma`` reaches the loss, the mask
 lives on the features' device, ``eps`` guards every division and power, an
 empty S is fine, and nothing is scaled by the batch size.
 
@@ -28,7 +38,7 @@ import torch.nn.functional as F
 
 from ..model.discrepancy import level_discrepancies
 
-__all__ = ["cdo_loss", "mask_to_features", "oom_weights"]
+__all__ = ["cdo_loss", "hard_normal", "mask_to_features", "oom_weights", "penalty_loss"]
 
 EPS = 1e-6
 
@@ -41,6 +51,37 @@ def mask_to_features(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Ten
     if m.shape[-2:] != like.shape[-2:]:
         m = F.interpolate(m, size=like.shape[-2:], mode="area")
     return (m > 0.5).to(like.dtype)
+
+
+def hard_normal(d: torch.Tensor, s: torch.Tensor, q: float) -> torch.Tensor:
+    """The synthetic mask ``s`` widened to every normal pixel whose discrepancy is below the
+    q-quantile of the normal discrepancies (detached): ``1 - hard_normal`` is the hard normal set.
+
+    Example:
+        >>> d = torch.arange(10.0).view(1, 1, 2, 5)
+        >>> n = 1 - hard_normal(d, torch.zeros_like(d), 0.75)
+        >>> n.flatten().tolist()
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    """
+    with torch.no_grad():
+        normal = d[s < 0.5].float()
+        if normal.numel() == 0:
+            return s
+        # kthvalue, not torch.quantile: no input-size limit, and the same on every device
+        k = max(1, min(normal.numel(), int(round(q * (normal.numel() - 1))) + 1))
+        threshold = normal.kthvalue(k).values.to(d.dtype)
+        return torch.where(d < threshold, torch.ones_like(s), s)
+
+
+def penalty_loss(fe: list[torch.Tensor], fa: list[torch.Tensor]) -> torch.Tensor:
+    """The off-distribution penalty: ``-sum_l mean(d_l)`` over images that are not the part.
+
+    Example:
+        >>> f = [torch.randn(1, 4, 8, 8)]
+        >>> float(penalty_loss(f, f)) > -1e-5
+        True
+    """
+    return -sum(d.mean() for d in level_discrepancies(fe, fa))
 
 
 def oom_weights(d: torch.Tensor, s: torch.Tensor, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,6 +102,7 @@ def cdo_loss(
     mask: torch.Tensor | None,
     gamma: float = 2.0,
     oom: bool = True,
+    hard_quantile: float | None = None,
 ) -> torch.Tensor:
     """CDO loss over all levels.
 
@@ -70,6 +112,7 @@ def cdo_loss(
         mask: synthetic-anomaly mask (B, 1, H, W) in {0, 1}, or None (MOM off).
         gamma: OOM focusing exponent.
         oom: reweight pixels (True) or weigh them equally (False).
+        hard_quantile: train the normal term only on discrepancies above this quantile (None: all).
 
     Returns:
         Scalar loss tensor (fp32).
@@ -83,6 +126,8 @@ def cdo_loss(
         else:
             w_s = s
             w_n = 1.0 - s
+        if hard_quantile is not None:
+            w_n = w_n * (1.0 - hard_normal(d, s, hard_quantile))
         num = (w_n * d).sum() - (w_s * d).sum()
         total = total + num / (w_n.sum() + w_s.sum()).clamp_min(EPS)
     return total

@@ -58,7 +58,7 @@ from .run_folder import CHECKPOINT
 from .run_images import RunImages, load_run_images
 from .run_writer import RunWriter
 from .signals import TrainingInterrupted
-from .step import step_precision
+from .step import step_precision, to_float_batch
 
 __all__ = ["RunResult", "TrainingRun"]
 
@@ -201,6 +201,15 @@ class TrainingRun:
         self.throughput.start()
         self.progress.start_epoch(self.step, self.epoch, self.n_epochs)
         return self.batches[self.pos:]
+
+    def penalty_batch(self) -> torch.Tensor | None:
+        """This step's off-distribution images as float RGB in [0, 1] on the device (None without ``penalty_dir``);
+        drawn with the run's generator, so a resumed run draws the same ones."""
+        pool = self.images.penalty
+        if pool is None:
+            return None
+        idx = torch.randint(len(pool), (self.cfg.penalty_batch,), generator=self.gen)
+        return to_float_batch(pool[idx].to(self.device, non_blocking=True))
 
     def knobs(self) -> tuple[float, SynthParams, float]:
         """(difficulty t, synthetic-anomaly parameters, OOM gamma) of the current step."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data import Sample
-from ..data.splits import calibration_samples, samples, size_warnings, train_split
+from ..data.splits import calibration_samples, penalty_samples, samples, size_warnings, train_split
 from .config import TrainConfig
 from .evaluation import EvalSet, load_images
 
@@ -32,6 +32,7 @@ class RunImages:
         test: the test set (``None`` without test images, or on a process that does not evaluate).
         held: the good images the thresholds are calibrated on (``None`` without any).
         good_source: where ``held`` comes from, as recorded (``hold-out`` or ``calibration_dir``).
+        penalty: the off-distribution penalty's images, ``(P, H, W, 3)`` uint8 (``None`` without ``penalty_dir``).
     """
 
     train_samples: list[Sample]
@@ -39,6 +40,7 @@ class RunImages:
     test: EvalSet | None
     held: EvalSet | None
     good_source: str
+    penalty: torch.Tensor | None = None
 
     @property
     def held_count(self) -> int:
@@ -63,4 +65,6 @@ def load_run_images(cfg: TrainConfig, class_name: str, seed: int, *, main: bool,
         test = load_images(test_samples, size) if test_samples else None
         calib = calibration_samples(cfg, holdout)
         held = load_images(calib, size) if calib else None
-    return RunImages(train_samples, train, test, held, cfg.calibration_dir or "hold-out")
+    pen = penalty_samples(cfg)
+    penalty = torch.from_numpy(load_images(pen, size).images) if pen else None
+    return RunImages(train_samples, train, test, held, cfg.calibration_dir or "hold-out", penalty)

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from torch.profiler import record_function
 
-from .loss import cdo_loss
+from .loss import cdo_loss, penalty_loss
 
 __all__ = ["StepPrecision", "batch_loss", "native_bf16", "step_precision", "to_float_batch"]
 
@@ -95,7 +95,9 @@ def to_float_batch(images: torch.Tensor) -> torch.Tensor:
 
 
 def batch_loss(model, x: torch.Tensor, mask: torch.Tensor | None, *, gamma: float, oom: bool,
-               precision: StepPrecision, student: torch.nn.Module | None = None) -> torch.Tensor:
+               precision: StepPrecision, student: torch.nn.Module | None = None,
+               hard_quantile: float | None = None, penalty: torch.Tensor | None = None,
+               penalty_weight: float = 1.0) -> torch.Tensor:
     """The CDO loss of one batch: teacher (no grad) and student forward passes, then :func:`cdo_loss`.
 
     Args:
@@ -105,10 +107,16 @@ def batch_loss(model, x: torch.Tensor, mask: torch.Tensor | None, *, gamma: floa
         gamma, oom: the loss's OOM settings.
         precision: autocast dtype and memory format (:func:`step_precision`).
         student: the student module to run (a DDP wrapper of ``model.student``); default ``model.student``.
+        hard_quantile: the hard-feature loss's quantile (:func:`~cdo_train.training.loss.cdo_loss`; None: off).
+        penalty: off-distribution images in [0, 1], (P, 3, H, W), run in the same forward passes as ``x``;
+            ``penalty_weight`` times :func:`~cdo_train.training.loss.penalty_loss` of them is added.
 
     Returns:
         The scalar fp32 loss, with a graph to the student's parameters.
     """
+    n = len(x)
+    if penalty is not None:
+        x = torch.cat([x, penalty.to(x.device, x.dtype)])
     if precision.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(x.device.type, dtype=precision.autocast or torch.float32,
@@ -119,4 +127,8 @@ def batch_loss(model, x: torch.Tensor, mask: torch.Tensor | None, *, gamma: floa
         with record_function("cdo.student"):
             fa = list((student or model.student)(xn))
     with record_function("cdo.loss"):
-        return cdo_loss(fe, fa, mask, gamma=gamma, oom=oom)
+        if penalty is None:
+            return cdo_loss(fe, fa, mask, gamma=gamma, oom=oom, hard_quantile=hard_quantile)
+        loss = cdo_loss([f[:n] for f in fe], [f[:n] for f in fa], mask, gamma=gamma, oom=oom,
+                        hard_quantile=hard_quantile)
+        return loss + penalty_weight * penalty_loss([f[n:] for f in fe], [f[n:] for f in fa])

@@ -130,7 +130,9 @@ def train_one(cfg: TrainConfig, class_name: str, seed: int, *, exist_ok: bool = 
                 mask = None
                 if cfg.mom:  # the same anomalies on every device for a seed (cdo_train.synth.anomalies)
                     x, mask = synthesize(x, params, run.gen, cfg.foreground_only)
-                loss = batch_loss(run.model, x, mask, gamma=gamma, oom=cfg.oom, precision=run.precision)
+                loss = batch_loss(run.model, x, mask, gamma=gamma, oom=cfg.oom, precision=run.precision,
+                                  hard_quantile=cfg.hard_quantile, penalty=run.penalty_batch(),
+                                  penalty_weight=cfg.penalty_weight)
                 run.optimise(loss, t, params, gamma, len(idx))
                 if stop.signum is not None:
                     run.interrupt(stop.signum)
