@@ -32,6 +32,7 @@ SEEDS=${SEEDS:-3}
 JOBS=${JOBS:-2}
 EXPERIMENTS=${EXPERIMENTS:-"default"}
 EXTRA=${EXTRA:-}
+PENALTY=${PENALTY:-result/penalty_images}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 SIZES=(--n-train "${N_TRAIN:-60}" --n-test-good "${N_TEST_GOOD:-30}" --n-test-defect "${N_TEST_DEFECT:-40}" --size "${SIZE:-256}")
 case "$SUITE" in
@@ -56,6 +57,8 @@ preset() {  # experiment -> cdo-train options on top of the defaults
     levels*) echo "--score-levels ${1#levels}" ;;         # image score from the first N levels, e.g. levels2
     knn) echo "--head cdo+knn" ;;                         # discrepancy plus a memory-bank kNN head
     cur-*) echo "--config configs/curriculum_${1#cur-}.yaml" ;;  # a curriculum schedule on top of the defaults
+    hard*) echo "--hard-quantile 0.${1#hard}" ;;          # the hard-feature loss, e.g. hard99: quantile 0.99
+    penalty) echo "--penalty-dir ${PENALTY:-result/penalty_images}" ;;  # off-distribution penalty (tools/penalty_images.py)
     fp32-*) echo "--cpu-bf16 false $(preset "${1#fp32-}")" ;;  # the fp32 step (today's), e.g. fp32-steps1000
     *) echo "unknown experiment $1" >&2; exit 1 ;;
   esac
@@ -89,6 +92,6 @@ run_one() {  # experiment class seed; finished runs are skipped by jobs_list
   fi && echo "done $1 $2 $3" || echo "FAILED $1 $2 $3 (see $OUT/logs)"
 }
 export -f run_one preset
-export TRAIN DATA OUT EXTRA
+export TRAIN DATA OUT EXTRA PENALTY
 mkdir -p "$OUT/logs"
 jobs_list | xargs -r -P "$JOBS" -L 1 bash -c 'run_one "$0" "$1" "$2"'  # -r: nothing left, nothing run
