@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -131,8 +132,8 @@ def _cli(config_files, class_names, gpu_id, knobs, curriculum_param, ordering_pa
             if config_files:
                 raise CdoError("--resume continues the run with its own config; it does not take --config")
             if _parallel(nproc):
-                cfg, _ckpt = resume_config(resume_dir, **overrides)
-                results = _launch(cfg, nproc, resume=resume_dir)
+                cfg, ckpt = resume_config(resume_dir, **overrides)  # read once; spawned processes read their own
+                results = _launch(cfg, nproc, resume=(Path(resume_dir), ckpt))
             else:
                 results = [resume(resume_dir, **overrides)]
         else:

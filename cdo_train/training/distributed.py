@@ -205,8 +205,8 @@ def _split(n_runs: int, world: int) -> list[list[int]]:
     return [list(range(g * world // n_runs, (g + 1) * world // n_runs)) for g in range(n_runs)]
 
 
-def train_distributed(cfg: TrainConfig, *, exist_ok: bool = False, resume: str | Path | None = None
-                      ) -> list[RunResult]:
+def train_distributed(cfg: TrainConfig, *, exist_ok: bool = False,
+                      resume: str | Path | tuple[Path, dict[str, Any]] | None = None) -> list[RunResult]:
     """Train every requested class and seed over the processes of this job.
 
     Call it in every process (torchrun or :func:`launch` set ``RANK``,
@@ -216,7 +216,9 @@ def train_distributed(cfg: TrainConfig, *, exist_ok: bool = False, resume: str |
     Args:
         cfg: the configuration (with ``resume``: only ``device``, ``progress`` and ``save_every`` count).
         exist_ok: replace runs already in their folders.
-        resume: an interrupted run folder to continue instead (every process reads its checkpoint).
+        resume: an interrupted run folder to continue instead (every process reads its checkpoint), or
+            ``(run folder, checkpoint)`` already read with :func:`~cdo_train.training.trainer.resume_config`
+            (then ``cfg`` is that config, overrides applied).
 
     Returns:
         Every run's result, in (class, seed) order, on every process.
@@ -224,7 +226,9 @@ def train_distributed(cfg: TrainConfig, *, exist_ok: bool = False, resume: str |
     from .trainer import resume_config
 
     state: tuple[Path, dict[str, Any]] | None = None
-    if resume is not None:
+    if isinstance(resume, tuple):  # read once by the caller (cdo-train --resume --nproc 1)
+        state, runs = (Path(os.path.abspath(resume[0])), resume[1]), [(resume[1]["class_name"], resume[1]["seed"])]
+    elif resume is not None:
         cfg, ckpt = resume_config(resume, device=cfg.device, progress=cfg.progress, save_every=cfg.save_every)
         state, runs = (Path(os.path.abspath(resume)), ckpt), [(ckpt["class_name"], ckpt["seed"])]
     else:
@@ -286,8 +290,8 @@ def _worker(rank: int, cfg: TrainConfig, nproc: int, port: int, out: str, level:
             pickle.dump(results, f)
 
 
-def launch(cfg: TrainConfig, nproc: int, *, exist_ok: bool = False, resume: str | Path | None = None
-           ) -> list[RunResult]:
+def launch(cfg: TrainConfig, nproc: int, *, exist_ok: bool = False,
+           resume: str | Path | tuple[Path, dict[str, Any]] | None = None) -> list[RunResult]:
     """Start ``nproc`` local processes (like ``torchrun --standalone``) and train in all of them.
 
     While they run, this process ignores SIGINT: Ctrl-C reaches the training processes, which save
@@ -300,6 +304,8 @@ def launch(cfg: TrainConfig, nproc: int, *, exist_ok: bool = False, resume: str 
         raise CdoError(f"--nproc must be >= 1, got {nproc}")
     if nproc == 1 or in_torchrun():  # one process, or already one of torchrun's
         return train_distributed(cfg, exist_ok=exist_ok, resume=resume)
+    if isinstance(resume, tuple):  # the processes read the checkpoint themselves
+        resume = resume[0]
     if resolve_device(cfg.device).type == "cuda" and nproc > torch.cuda.device_count():
         raise CdoError(f"--nproc {nproc}: only {torch.cuda.device_count()} GPU(s) present (one process per GPU)")
     import torch.multiprocessing as mp

@@ -76,3 +76,43 @@ def test_ordering_curriculum_trains_under_ddp_with_the_first_processs_scores(tin
     assert len(ranked) == 7
     records = [json.loads(line) for line in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["data_images"] for r in records] == sorted(r["data_images"] for r in records)  # growing subset
+
+
+class _StopAfter:
+    """Stands in for StopSignal: reports SIGINT from the ``n``-th check on (an interruption at a known step)."""
+
+    def __init__(self, n: int) -> None:
+        self.checks, self.n = 0, n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @property
+    def signum(self):
+        self.checks += 1
+        return 2 if self.checks >= self.n else None
+
+
+def test_resume_with_nproc_1_reads_the_checkpoint_once(tiny_demo_root, tmp_path, monkeypatch):
+    from cdo_train import cli
+    from cdo_train.training import checkpoint, trainer
+    from cdo_train.training.signals import TrainingInterrupted
+
+    cfg = _cfg(tiny_demo_root, tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(trainer, "StopSignal", lambda: _StopAfter(3))
+        with pytest.raises(TrainingInterrupted):
+            trainer.train(cfg)
+    run = tmp_path / "ddp" / "weave" / "seed_111"
+    assert (run / "checkpoint.pt").is_file()
+    reads = []
+    real = checkpoint.load_checkpoint
+    monkeypatch.setattr(trainer, "load_checkpoint", lambda d: reads.append(d) or real(d))
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--resume", str(run), "--nproc", "1", "--no-progress"])
+    assert done.value.code in (0, None)
+    assert len(reads) == 1
+    assert json.loads((run / "summary.json").read_text())["status"] == "finished"
