@@ -32,7 +32,7 @@ from pydantic import Field
 from .drift import DriftConfig, DriftMonitor
 from .errors import CdoError
 from .inspector import Inspector
-from .pipeline import DEFAULT_MAX_BATCH, Pipeline, PipelineConfig
+from .pipeline import Pipeline, PipelineConfig
 from .resume import check_resume, producer_key, start_fresh
 from .schema import Bool, Float, Int, Schema, Text
 from .sinks import CsvSink, JsonlSink, LiveSink, MqttSink, OverlaySink, RouteSink, Sink
@@ -77,11 +77,11 @@ class InspectConfig(Schema):
     pixel_threshold: Float | None = Field(None, description="Pixel threshold for defect regions.")
     sensitivity: Float | None = Field(None, ge=0, le=1, description="0..1: 0.5 = model.json thresholds, higher = "
                                       "more NG (1 = p99 of normal scores).")
-    max_batch: Int = Field(DEFAULT_MAX_BATCH, ge=1, description="Micro-batch size limit.")
-    max_wait_ms: Float = Field(5.0, ge=0, description="Longest wait for a micro-batch to fill, ms.")
-    queue_size: Int = Field(64, ge=1, description="Capacity of each stage queue (live sources drop the oldest "
-                            "frames beyond it).")
-    workers: Int = Field(2, ge=1, description="Pre-processing threads.")
+    # the pipeline's settings, declared once in PipelineConfig
+    max_batch: Int = PipelineConfig.model_fields["max_batch"]
+    max_wait_ms: Float = PipelineConfig.model_fields["max_wait_ms"]
+    queue_size: Int = PipelineConfig.model_fields["queue_size"]
+    workers: Int = PipelineConfig.model_fields["workers"]
     overlays: Overlays = Field("ng", description="Write heatmap overlays for NG parts, all images, or none.")
     route: Bool = Field(False, description="Move input files into OUT/ok/ and OUT/ng/ after inspection.")
     quarantine: Bool = Field(True, description="Move unreadable files of a watched folder to OUT/quarantine/ "
@@ -215,8 +215,7 @@ def run_inspection(cfg: InspectConfig, stop: threading.Event | None = None,
             live = LiveSink() if cfg.http is not None else None
             if live is not None:
                 sinks.append(live)  # last: its "output" latency covers results.jsonl and the other sinks
-            config = PipelineConfig(max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
-                                    queue_size=cfg.queue_size, workers=cfg.workers)
+            config = PipelineConfig(**{k: getattr(cfg, k) for k in PipelineConfig.model_fields})
             drift = DriftMonitor(normal_stats(inspector.meta, inspector.model_file.variant), cfg.drift)
             if not drift.enabled:
                 log.info("drift monitor off: the bundle has no normal_stats (mean, std) of good scores")

@@ -41,11 +41,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from pydantic import Field
+
 import cv2
 import numpy as np
 
 from .drift import DriftMonitor
 from .errors import CdoError
+from .schema import Float, Int, Schema
 from .inspector import Inspector
 from .output import OutputStage
 from .preprocess import decode_image
@@ -65,25 +68,17 @@ _END = object()
 DEFAULT_MAX_BATCH = 8
 
 
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Concurrency settings.
+class PipelineConfig(Schema):
+    """Concurrency settings: declared once here, and ``cdo-inspect``'s options of the same names are
+    these fields (:class:`cdo_deploy.inspection.InspectConfig`)."""
 
-    Attributes:
-        max_batch: largest inference batch.
-        max_wait_ms: longest wait for a batch to fill after its first image, ms.
-        queue_size: capacity of each inter-stage queue (items).
-        workers: pre-processing threads (decode + resize).
-    """
-
-    max_batch: int = DEFAULT_MAX_BATCH
-    max_wait_ms: float = 5.0
-    queue_size: int = 64
-    workers: int = 2
-
-    def __post_init__(self) -> None:
-        if self.max_batch < 1 or self.queue_size < 1 or self.workers < 1 or self.max_wait_ms < 0:
-            raise CdoError("--max-batch, --queue-size and --workers must be >= 1 and --max-wait-ms >= 0")
+    max_batch: Int = Field(DEFAULT_MAX_BATCH, ge=1, description="Micro-batch size limit: the largest inference "
+                           "batch the line gathers.")
+    max_wait_ms: Float = Field(5.0, ge=0, description="Longest wait for a micro-batch to fill after its first "
+                               "image, ms.")
+    queue_size: Int = Field(64, ge=1, description="Capacity of each stage queue (live sources drop the oldest "
+                            "frames beyond it).")
+    workers: Int = Field(2, ge=1, description="Pre-processing threads (decode + resize).")
 
 
 class DropOldestQueue:
