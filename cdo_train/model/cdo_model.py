@@ -23,8 +23,9 @@ from torch import nn
 from cdo_deploy.errors import CdoError
 
 from .backbones import BACKBONES
-from .discrepancy import DiscrepancyHead
+from .discrepancy import DiscrepancyHead, LevelSum
 from .memory_bank import KNN_LEVELS, MemoryBank
+from .seg_head import SEG_WIDTH, SegHead
 from .students import build_student
 from .weights import load_teacher_state
 
@@ -46,14 +47,18 @@ class ModelConfig:
     score_levels: int = 0  # the image score reads the first N levels' map; 0 = all (runs saved before it)
     level_norm: str = "none"  # "z": levels scaled by 1 / their held-out good std (cdo_train.model.level_norm)
     level_scales: tuple[float, ...] = ()  # the per-level factors the head applies; () = all 1
+    seg_width: int = 0  # > 0: the segmentation head (``cdo_train.model.seg_head``) with this many hidden channels
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "level_scales", tuple(float(x) for x in self.level_scales))  # JSON gives a list
+        if self.bank_size > 0 and self.seg_width > 0:
+            raise CdoError("a model has one extra head: bank_size and seg_width cannot both be set")
 
     @property
     def head(self) -> str:
-        """``"cdo"`` (teacher/student discrepancy) or ``"cdo+knn"`` (fused with the memory bank)."""
-        return "cdo+knn" if self.bank_size > 0 else "cdo"
+        """``"cdo"`` (teacher/student discrepancy), ``"cdo+knn"`` (fused with the memory bank) or
+        ``"cdo+seg"`` (the segmentation head's map and score)."""
+        return "cdo+seg" if self.seg_width > 0 else "cdo+knn" if self.bank_size > 0 else "cdo"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -99,7 +104,7 @@ def load_features_state(net: nn.Module, state: dict[str, torch.Tensor], backbone
 
 
 class CDOModel(nn.Module):
-    """Teacher + student + :class:`DiscrepancyHead`.
+    """Teacher + student + :class:`DiscrepancyHead` (with a memory bank), or + :class:`SegHead`.
 
     Args:
         cfg: the model configuration.
@@ -135,11 +140,23 @@ class CDOModel(nn.Module):
         if cfg.bank_size > 0:  # shape only: the trainer fills it (set_bank), load_model loads it
             channels = sum(self.teacher.feature_info.channels()[i] for i in KNN_LEVELS)
             self.bank = MemoryBank.empty(cfg.bank_size, channels)
+        self.seg_head: SegHead | None = None
+        if cfg.seg_width > 0:  # untrained: the trainer trains one (set_seg_head), load_model loads it
+            self.seg_head = self.new_seg_head(cfg.seg_width)
 
     def set_bank(self, bank: MemoryBank | None) -> None:
         """Attach (or with None, detach) the memory-bank head; ``cfg.bank_size`` follows."""
         self.bank = bank
         self.cfg = dataclasses.replace(self.cfg, bank_size=0 if bank is None else int(bank.bank.shape[0]))
+
+    def new_seg_head(self, width: int = SEG_WIDTH) -> SegHead:
+        """An untrained segmentation head that fits this model's features, input size and ``cfg.topk``."""
+        return SegHead(self.teacher.feature_info.channels(), self.head.image_size, self.cfg.topk, width)
+
+    def set_seg_head(self, seg: SegHead | None) -> None:
+        """Attach (or with None, detach) the segmentation head; ``cfg.seg_width`` follows."""
+        self.seg_head = seg
+        self.cfg = dataclasses.replace(self.cfg, seg_width=0 if seg is None else seg.width)
 
     def set_level_scales(self, scales: tuple[float, ...]) -> None:
         """Set the head's per-level factors (level normalisation); ``cfg.level_scales`` follows."""
@@ -164,6 +181,15 @@ class CDOModel(nn.Module):
         """The teacher's feature list for RGB images in [0, 1], (B, 3, H, W)."""
         return list(self.teacher((x - self.mean) / self.std))
 
+    def head_outputs(self, fe: list[torch.Tensor], fa: list[torch.Tensor],
+                     level_sum: LevelSum | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(anomaly_map, score)`` of teacher and student features: the segmentation head's when one is
+        attached, else the discrepancy head's (fused with the memory bank when there is one; ``level_sum``:
+        :meth:`DiscrepancyHead.low_res_maps`)."""
+        if self.seg_head is not None:
+            return self.seg_head(fe, fa)
+        return self.head(fe, fa, self.bank, level_sum=level_sum)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fe, fa = self.features(x)
-        return self.head(fe, fa, self.bank)
+        return self.head_outputs(fe, fa)

@@ -48,7 +48,7 @@ from torch import nn
 
 from .discrepancy_levels import EPS, level_discrepancies, level_discrepancy
 
-__all__ = ["DiscrepancyHead", "gaussian_kernel1d", "level_discrepancy", "level_discrepancies"]
+__all__ = ["DiscrepancyHead", "gaussian_kernel1d", "level_discrepancy", "level_discrepancies", "top_k_mean"]
 
 LevelSum = Callable[[list[torch.Tensor], list[torch.Tensor], Sequence[float]], torch.Tensor]
 
@@ -59,6 +59,12 @@ def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> torch.Tensor:
     x = torch.arange(-radius, radius + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     return (k / k.sum()).float()
+
+
+def top_k_mean(amap: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean of the ``k`` largest pixels (all of them when there are fewer) of each map (B, 1, H, W): (B,)."""
+    flat = amap.flatten(1)
+    return flat.topk(min(k, flat.shape[1]), dim=1).values.mean(1)
 
 
 class DiscrepancyHead(nn.Module):
@@ -152,10 +158,9 @@ class DiscrepancyHead(nn.Module):
         return d
 
     def score(self, amap: torch.Tensor) -> torch.Tensor:
-        flat = amap.flatten(1)
         if self.score_rule == "max":
-            return flat.amax(1)
-        return flat.topk(min(self.topk, flat.shape[1]), dim=1).values.mean(1)
+            return amap.flatten(1).amax(1)
+        return top_k_mean(amap, self.topk)
 
     def forward(self, fe: list[torch.Tensor], fa: list[torch.Tensor], bank: nn.Module | None = None,
                 level_sum: LevelSum | None = None) -> tuple[torch.Tensor, torch.Tensor]:
