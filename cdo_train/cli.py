@@ -78,6 +78,7 @@ def _field(flag: str, dest: str | None = None, **kw):
 @_field("--student")
 @_field("--head")
 @_field("--bank-size")
+@_field("--seg-steps")
 @_field("--output-dir")
 @_field("--name")
 @click.option("--exist-ok", is_flag=True,

@@ -48,7 +48,9 @@ __all__ = ["DATASETS", "DEFAULT_STEPS", "HEADS", "LEVEL_NORM", "LEVEL_NORMS", "R
            "STUDENTS", "TrainConfig", "load_config_file"]
 
 Dataset = Literal["mvtec2d", "mvtec3d", "folder"]
-Head = Literal["cdo", "cdo+knn"]  # cdo+knn: fused with the memory bank (cdo_train.model.memory_bank)
+# cdo+knn: fused with the memory bank (cdo_train.model.memory_bank); cdo+seg: a segmentation head trained on the
+# synthetic anomalies after the student (cdo_train.model.seg_head, cdo_train.training.seg_training)
+Head = Literal["cdo", "cdo+knn", "cdo+seg"]
 ScoreRule = Literal["max", "topk_mean"]
 LevelNorm = Literal["none", "z"]  # cdo_train.model.level_norm
 DATASETS: tuple[str, ...] = get_args(Dataset)
@@ -145,8 +147,12 @@ class TrainConfig(Schema):
                                   "deviation over the held-out good images, so no level drowns the others "
                                   "(docs/results/photo_suite.md).")
     head: Head = Field("cdo", description="cdo: teacher/student discrepancy; cdo+knn: fused with a memory bank of "
-                       "normal teacher patches.")
+                       "normal teacher patches; cdo+seg: a segmentation head on the teacher x student features, "
+                       "trained on the synthetic anomalies after the student (DeSTSeg), scoring the mean of its "
+                       "topk largest pixels.")
     bank_size: Int = Field(1024, ge=1, description="Memory-bank patches for --head cdo+knn.")
+    seg_steps: Int = Field(200, ge=1, description="Optimiser steps of the segmentation head (--head cdo+seg), "
+                           "after the student's.")
     student: Student = Field("same", description="same: the teacher's architecture (the paper's); light: a small "
                              "asymmetric student.")
     holdout_fraction: Float = Field(0.1, ge=0, lt=1, description="Share of the good training images held out "
@@ -193,6 +199,10 @@ class TrainConfig(Schema):
              "--normal-dir, --abnormal-dir, --mask-dir, --normal-test-dir and --recursive apply to --dataset folder"),
             (self.mask_dir is None or self.abnormal_dir is not None, "--mask-dir needs --abnormal-dir (masks of the "
              "abnormal images)"),
+            (self.head != "cdo+seg" or self.level_norm == "none", f"--head cdo+seg makes its own map, which has no "
+             f"levels to normalise: it takes --level-norm none, not {self.level_norm}"),
+            (self.head != "cdo+seg" or self.score_levels == 0, f"--head cdo+seg scores its own map, which has no "
+             f"levels to choose: it takes --score-levels 0, not {self.score_levels}"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -7,7 +7,8 @@ In this order, into the run folder:
    run's last record;
 2. ``--head cdo+knn``: the memory bank built and attached (:mod:`cdo_train.model.memory_bank`),
    and the fused model's evaluation logged as the last record (the plain head's record stays in
-   ``metrics.jsonl`` before it);
+   ``metrics.jsonl`` before it); ``--head cdo+seg``: likewise, the segmentation head trained
+   (:mod:`cdo_train.training.seg_training`) and attached, and its model's evaluation logged last;
 3. the weights (:func:`~cdo_train.training.saved_model.save_model`) and ``throughput.json``;
 4. the thresholds (``calibration.json``, :func:`~cdo_train.training.evaluation.calibrate`);
 5. the figures of the test set;
@@ -31,7 +32,7 @@ from .run_images import RunImages
 from .run_writer import RunWriter
 from .saved_model import save_model
 
-__all__ = ["attach_bank", "normalise_levels", "write_results"]
+__all__ = ["attach_bank", "attach_seg_head", "normalise_levels", "write_results"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,26 @@ def attach_bank(model: CDOModel, cfg: TrainConfig, images: RunImages, seed: int,
 
     held = images.held.images if images.held is not None else None
     model.set_bank(build_memory_bank(model, images.train.numpy(), held, cfg.bank_size, seed, device, cfg.batch_size))
-    record = _follow_up(last, head=cfg.head)
+    return _log_head(model, cfg, images, device, writer, last)
+
+
+def attach_seg_head(model: CDOModel, cfg: TrainConfig, images: RunImages, gen: torch.Generator,
+                    device: torch.device, writer: RunWriter, last: dict[str, Any]) -> dict[str, Any]:
+    """With ``--head cdo+seg``: train the segmentation head (with the run's generator ``gen``), attach it,
+    and log its model's evaluation. Returns the run's last record."""
+    if cfg.head != "cdo+seg":
+        return last
+    from .seg_training import train_seg_head
+
+    seg, loss = train_seg_head(model, images.train, cfg, gen, device)
+    model.set_seg_head(seg)
+    return _log_head(model, cfg, images, device, writer, last, seg_steps=cfg.seg_steps, seg_loss=loss)
+
+
+def _log_head(model: CDOModel, cfg: TrainConfig, images: RunImages, device: torch.device, writer: RunWriter,
+              last: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Log the evaluation of the model with its new head as the run's last record, and return it."""
+    record = _follow_up(last, head=cfg.head, **extra)
     if images.test is not None:
         record.update(evaluate(model, images.test, device, cfg.batch_size))
     writer.log_eval(record)
@@ -83,21 +103,23 @@ def attach_bank(model: CDOModel, cfg: TrainConfig, images: RunImages, seed: int,
 
 
 def write_results(writer: RunWriter, model: CDOModel, cfg: TrainConfig, images: RunImages, last: dict[str, Any], *,
-                  seed: int, device: torch.device, throughput: dict[str, Any], cost: Callable[[], dict[str, Any]],
-                  interrupted: dict[str, Any] | None) -> dict[str, Any]:
+                  seed: int, gen: torch.Generator, device: torch.device, throughput: dict[str, Any],
+                  cost: Callable[[], dict[str, Any]], interrupted: dict[str, Any] | None) -> dict[str, Any]:
     """Finish the run folder (steps 1 to 6 of the module docstring); returns ``summary.json``'s content.
 
     Args:
         writer: the run folder.
-        model: the trained model (changed in place: level scales, memory bank).
+        model: the trained model (changed in place: level scales, memory bank, segmentation head).
         last: the run's last evaluation record.
+        gen: the run's generator (the segmentation head's batches and synthetic anomalies).
         throughput: ``throughput.json``'s content.
         cost: the run's cost so far (read when the summary is written, after the work above).
         interrupted: ``None`` for a finished run, else what ``summary.json`` records of the interruption.
     """
     last = normalise_levels(model, cfg, images, device, writer, last, evaluate_test=not interrupted)
-    if not interrupted:  # an interrupted run is saved with the plain head (no bank)
+    if not interrupted:  # an interrupted run is saved with the plain head (no bank, no segmentation head)
         last = attach_bank(model, cfg, images, seed, device, writer, last)
+        last = attach_seg_head(model, cfg, images, gen, device, writer, last)
     save_model(model, writer.run_dir)
     writer.write_json("throughput.json", throughput)
     test, tested = (None, {}) if interrupted else (images.test, last)  # thresholds of the weights saved

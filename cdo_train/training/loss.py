@@ -20,7 +20,11 @@ Two options, both off by default (docs/results/photo_suite.md has what they meas
   polishing what it already imitates;
 * off-distribution penalty (:func:`penalty_loss`): on natural images that are not the
   part, ``-sum_l mean(d_l)``, which pushes the student away from the teacher outside the
-  normal data, against CDO's over-generalisation to anomalies. Fixes against the original code: ``gamma`` reaches the loss, the mask
+  normal data, against CDO's over-generalisation to anomalies.
+
+The segmentation head's loss (``--head cdo+seg``, :func:`seg_loss`: DeSTSeg's focal + L1) lives here too.
+
+Fixes against the original code: ``gamma`` reaches the loss, the mask
 lives on the features' device, ``eps`` guards every division and power, an
 empty S is fine, and nothing is scaled by the batch size.
 
@@ -38,9 +42,11 @@ import torch.nn.functional as F
 
 from ..model.discrepancy import level_discrepancies
 
-__all__ = ["cdo_loss", "hard_normal", "mask_to_features", "oom_weights", "penalty_loss"]
+__all__ = ["SEG_FOCAL_GAMMA", "cdo_loss", "hard_normal", "mask_to_features", "oom_weights", "penalty_loss",
+           "seg_loss"]
 
 EPS = 1e-6
+SEG_FOCAL_GAMMA = 4.0  # DeSTSeg's focal exponent
 
 
 def mask_to_features(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
@@ -131,3 +137,26 @@ def cdo_loss(
         num = (w_n * d).sum() - (w_s * d).sum()
         total = total + num / (w_n.sum() + w_s.sum()).clamp_min(EPS)
     return total
+
+
+def seg_loss(logit: torch.Tensor, mask: torch.Tensor | None, gamma: float = SEG_FOCAL_GAMMA) -> torch.Tensor:
+    """The segmentation head's loss (``--head cdo+seg``, DeSTSeg's): focal loss + L1, both pixel means.
+
+    The target ``m`` is the synthetic-anomaly mask area-downsampled to the logit's size and binarised
+    at 0.5 (:func:`mask_to_features`); with ``p = sigmoid(logit)`` and ``p_t = p m + (1 - p)(1 - m)``::
+
+        L = mean(BCE(logit, m) (1 - p_t)^gamma) + mean(|p - m|)
+
+    The cross-entropy is computed from the logit (stable where ``p`` saturates), in fp32.
+
+    Example:
+        >>> m = torch.zeros(1, 1, 8, 8); m[..., :4, :] = 1
+        >>> float(seg_loss(20 * m - 10, m)) < 0.01 < float(seg_loss(10 - 20 * m, m))
+        True
+    """
+    logit = logit.float()
+    target = mask_to_features(mask, logit)
+    p = torch.sigmoid(logit)
+    p_t = p * target + (1.0 - p) * (1.0 - target)
+    focal = F.binary_cross_entropy_with_logits(logit, target, reduction="none") * (1.0 - p_t) ** gamma
+    return focal.mean() + (p - target).abs().mean()

@@ -6,7 +6,7 @@ around the forward pass: the epoch's batches, the difficulty of each step,
 the optimiser step, the epoch's log and evaluation, its checkpoint state and
 when the run stops. Its images are :mod:`.run_images`', its progress bar
 :mod:`.progress`' and the end of the run (level normalisation, memory bank,
-weights, thresholds, figures, summary) is :mod:`.finish`'s. Each trainer only
+segmentation head, weights, thresholds, figures, summary) is :mod:`.finish`'s. Each trainer only
 prepares the batch and runs the forward pass::
 
     run = TrainingRun(cfg, "weave", 111, device)
@@ -333,7 +333,7 @@ class TrainingRun:
     def _write_results(self, writer: RunWriter, interrupted: dict[str, Any] | None) -> dict[str, Any]:
         """The end of the run into its folder (:func:`cdo_train.training.finish.write_results`)."""
         summary = write_results(writer, self.model, self.cfg, self.images, self.last, seed=self.seed,
-                                device=self.device, throughput=self.throughput_record(), cost=self.cost,
+                                gen=self.gen, device=self.device, throughput=self.throughput_record(), cost=self.cost,
                                 interrupted=interrupted)
         self.last = summary["last"]
         return summary

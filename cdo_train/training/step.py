@@ -43,7 +43,7 @@ from torch.profiler import record_function
 
 from .loss import cdo_loss, penalty_loss
 
-__all__ = ["StepPrecision", "batch_loss", "native_bf16", "step_precision", "to_float_batch"]
+__all__ = ["StepPrecision", "batch_loss", "native_bf16", "step_features", "step_precision", "to_float_batch"]
 
 #: /proc/cpuinfo flags of CPUs that compute bf16 natively (oneDNN uses them for bf16 convolutions)
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -94,6 +94,28 @@ def to_float_batch(images: torch.Tensor) -> torch.Tensor:
     return images.permute(0, 3, 1, 2).float().div_(255.0)
 
 
+def step_features(model, x: torch.Tensor, precision: StepPrecision, student: torch.nn.Module | None = None
+                  ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Teacher (no grad) and student feature lists of a batch, in the step's precision and memory format.
+
+    Args:
+        model: the :class:`~cdo_train.model.cdo_model.CDOModel` (its normalisation and teacher).
+        x: RGB images in [0, 1], (B, 3, H, W), on the model's device.
+        precision: autocast dtype and memory format (:func:`step_precision`).
+        student: the student module to run (a DDP wrapper of ``model.student``); default ``model.student``.
+    """
+    if precision.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(x.device.type, dtype=precision.autocast or torch.float32,
+                        enabled=precision.autocast is not None):
+        xn = (x - model.mean) / model.std
+        with torch.no_grad(), record_function("cdo.teacher"):
+            fe = list(model.teacher(xn))
+        with record_function("cdo.student"):
+            fa = list((student or model.student)(xn))
+    return fe, fa
+
+
 def batch_loss(model, x: torch.Tensor, mask: torch.Tensor | None, *, gamma: float, oom: bool,
                precision: StepPrecision, student: torch.nn.Module | None = None,
                hard_quantile: float | None = None, penalty: torch.Tensor | None = None,
@@ -117,15 +139,7 @@ def batch_loss(model, x: torch.Tensor, mask: torch.Tensor | None, *, gamma: floa
     n = len(x)
     if penalty is not None:
         x = torch.cat([x, penalty.to(x.device, x.dtype)])
-    if precision.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(x.device.type, dtype=precision.autocast or torch.float32,
-                        enabled=precision.autocast is not None):
-        xn = (x - model.mean) / model.std
-        with torch.no_grad(), record_function("cdo.teacher"):
-            fe = list(model.teacher(xn))
-        with record_function("cdo.student"):
-            fa = list((student or model.student)(xn))
+    fe, fa = step_features(model, x, precision, student)
     with record_function("cdo.loss"):
         if penalty is None:
             return cdo_loss(fe, fa, mask, gamma=gamma, oom=oom, hard_quantile=hard_quantile)
