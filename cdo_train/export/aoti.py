@@ -12,7 +12,8 @@ The exported graph is the bundle contract (:mod:`cdo_deploy.bundle`)::
       -> teacher, student in ``precision`` (fp16: backbones in half, channels-last on CUDA)
       -> level sum in fp32 (the fused Triton kernel of :mod:`cdo_train.model.triton_head` on CUDA,
          embedded in the package; the reference on CPU), then ``DiscrepancyHead`` itself: blur,
-         upsample, score
+         upsample, score; or, for a ``--head cdo+seg`` run, its ``SegHead`` in fp32 instead (no level
+         sum, so no Triton kernel: the head's convolutions are compiled by Inductor like the backbones)
       -> anomaly_map float32 (B, 1, H, W), score float32 (B,)
 
 A package is specific to the device kind (CPU packages need a C++ compiler to
@@ -69,7 +70,8 @@ class AotiGraph(nn.Module):
     Args:
         model: a trained ``CDOModel`` (its teacher and student are converted to ``dtype`` in place).
         dtype: ``torch.float32`` or ``torch.float16`` for the backbones; the head is fp32.
-        fused_head: use :func:`cdo_train.model.triton_head.fused_level_sum` (Triton on CUDA).
+        fused_head: use :func:`cdo_train.model.triton_head.fused_level_sum` (Triton on CUDA); a model with a
+            segmentation head has no level sum to fuse and runs that head instead.
     """
 
     def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32, fused_head: bool = True) -> None:
@@ -89,7 +91,7 @@ class AotiGraph(nn.Module):
         fe, fa = list(m.teacher(x)), list(m.student(x))
         from ..model.triton_head import fused_level_sum, reference_level_sum
 
-        return m.head(fe, fa, m.bank, level_sum=fused_level_sum if self.fused_head else reference_level_sum)
+        return m.head_outputs(fe, fa, level_sum=fused_level_sum if self.fused_head else reference_level_sum)
 
 
 @dataclass(frozen=True)

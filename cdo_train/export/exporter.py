@@ -123,16 +123,17 @@ def _meta(model: Any, info: RunInfo, variants: dict[str, str], parity: list[Pari
     stats = dict(cal.get("normal_stats") or {})
     if cal.get("normal_pixel_p999") is not None:
         stats["pixel_p999"] = cal["normal_pixel_p999"]
-    rule: dict[str, Any] = {"kind": cfg.score_rule}
-    if cfg.score_rule == "topk_mean":
+    seg = model.seg_head is not None  # its map is not blurred and its score is always the top-k mean
+    rule: dict[str, Any] = {"kind": "topk_mean" if seg else cfg.score_rule}
+    if rule["kind"] == "topk_mean":
         rule["k"] = cfg.topk
     n_levels = len(BACKBONES.get(cfg.backbone).out_indices)
-    if model.bank is None and 0 < cfg.score_levels < n_levels:
+    if cfg.head == "cdo" and 0 < cfg.score_levels < n_levels:
         rule["levels"] = cfg.score_levels  # the score reads the map of the first N levels only
     h, w = model.head.image_size
     return BundleMeta(
         height=h, width=w, backbone=cfg.backbone, levels=list(BACKBONES.get(cfg.backbone).out_indices),
-        blur_sigma=cfg.blur_sigma, score_rule=rule, image_threshold=cal.get("image_threshold"),
+        blur_sigma=0.0 if seg else cfg.blur_sigma, score_rule=rule, image_threshold=cal.get("image_threshold"),
         pixel_threshold=cal.get("pixel_threshold"), threshold_source=str(cal.get("source", "none")),
         normal_stats=stats, train={**info.config, "model": cfg.to_dict(), "run_dir": str(info.run_dir),
                                    "run_status": info.status or "unknown"},

@@ -7,7 +7,9 @@ exported graph is the whole computation::
       -> Cast float -> Transpose NCHW -> / 255              (right after the input)
       -> CDOModel.forward: (x - mean) / std, teacher, student,
          DiscrepancyHead (cosine discrepancy per level, sum at stride 4,
-         separable reflect-padded blur, one bilinear upsample, max / top-k mean)
+         separable reflect-padded blur, one bilinear upsample, max / top-k mean),
+         or for a ``--head cdo+seg`` run its SegHead (normalised feature products,
+         three convolutions, sigmoid, one bilinear upsample, top-k mean)
       -> anomaly_map float32 (B, 1, H, W), score float32 (B,)
 
 The head is the module the trainer evaluates with, so training metrics are the
