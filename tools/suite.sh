@@ -56,6 +56,7 @@ preset() {  # experiment -> cdo-train options on top of the defaults
     light) echo "--student light" ;;                      # the light asymmetric student
     levels*) echo "--score-levels ${1#levels}" ;;         # image score from the first N levels, e.g. levels2
     knn) echo "--head cdo+knn" ;;                         # discrepancy plus a memory-bank kNN head
+    seg) echo "--head cdo+seg" ;;                         # DeSTSeg-style segmentation head trained after the student
     cur-*) echo "--config configs/curriculum_${1#cur-}.yaml" ;;  # a curriculum schedule on top of the defaults
     hard*) echo "--hard-quantile 0.${1#hard}" ;;          # the hard-feature loss, e.g. hard99: quantile 0.99
     penalty) echo "--penalty-dir ${PENALTY:-result/penalty_images}" ;;  # off-distribution penalty (tools/penalty_images.py)
