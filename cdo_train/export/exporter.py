@@ -171,7 +171,7 @@ def _variants(model: Any, opts: ExportOptions, images: np.ndarray | None, tmp: P
     parity = [compare(ref, fp32, "fp32", FP32_TOL)]
     if not parity[0].ok:
         raise CdoError(f"the exported graph differs from PyTorch by {parity[0].map_max_abs:.3g} "
-                       f"(tolerance {FP32_TOL}); this is a cdo bug, please report it")
+                       f"(tolerance {parity[0].tolerance:.3g}); this is a cdo bug, please report it")
     if opts.wants_fp16():
         stage("fp16")
         if not opts.fp16:

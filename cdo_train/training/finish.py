@@ -2,9 +2,9 @@
 
 In this order, into the run folder:
 
-1. ``--level-norm z``: each level scaled by 1 / its held-out good std
-   (:mod:`cdo_train.model.level_norm`), and the normalised model's evaluation logged as the
-   run's last record;
+1. ``--level-norm z`` (the default): each level scaled by 1 / its held-out good std
+   (:mod:`cdo_train.model.level_norm`) on the final weights, as before each evaluation, so the run's
+   last evaluation is the saved model's;
 2. ``--head cdo+knn``: the memory bank built and attached (:mod:`cdo_train.model.memory_bank`),
    and the fused model's evaluation logged as the last record (the plain head's record stays in
    ``metrics.jsonl`` before it); ``--head cdo+seg``: likewise, the segmentation head trained
@@ -14,7 +14,7 @@ In this order, into the run folder:
 5. the figures of the test set;
 6. ``summary.json`` (:meth:`~cdo_train.training.run_writer.RunWriter.finish`).
 
-An interrupted run gets 1 without the evaluation, skips 2 (it is saved with the plain head) and
+An interrupted run gets 1 (its weights moved since its last evaluation), skips 2 (it is saved with the plain head) and
 5, and its thresholds come from the held-out good images only.
 """
 
@@ -42,28 +42,28 @@ def _follow_up(last: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {**{k: v for k, v in last.items() if k in ("epoch", "step", "loss", "lr")}, **extra}
 
 
-def normalise_levels(model: CDOModel, cfg: TrainConfig, images: RunImages, device: torch.device, writer: RunWriter,
-                     last: dict[str, Any], evaluate_test: bool) -> dict[str, Any]:
-    """With ``--level-norm z``: scale each level by 1 / its held-out good std and, when ``evaluate_test``,
-    log the normalised model's evaluation. Returns the run's last record (``last`` when none was logged)."""
-    if cfg.level_norm == "none":
-        return last
+def normalise_levels(model: CDOModel, cfg: TrainConfig, images: RunImages, device: torch.device, *,
+                     warn: bool = False) -> None:
+    """With ``--level-norm z``: scale each level of ``model``'s head by 1 / its held-out good std.
+
+    Run before every evaluation (:meth:`cdo_train.training.run.TrainingRun.end_epoch`), so each logged
+    evaluation is of the model as it would be deployed at that step, and once more on the final weights
+    here (an interrupted run's weights moved since its last evaluation). The training loss never reads
+    the scales. ``warn``: say so when there are no held-out good images to take the statistics from.
+    """
+    if cfg.level_norm == "none" or cfg.head == "cdo+seg":  # the seg head makes its own map
+        return
     from ..model.level_norm import z_scales
 
     good = images.held.images if images.held is not None and len(images.held.images) else None
     if good is None:
-        log.warning("level normalisation: no held-out good images; the level statistics come from the "
-                    "training images, which the student has fitted (hold some images out: holdout_fraction)")
+        if warn:
+            log.warning("level normalisation: no held-out good images; the level statistics come from the "
+                        "training images, which the student has fitted (hold some images out: holdout_fraction)")
         good = images.train.numpy()
     model.set_level_scales(z_scales(model, good, device, cfg.batch_size))
-    log.info("level normalisation (%s): scales %s from %d good images", cfg.level_norm,
-             ", ".join(f"{x:.4g}" for x in model.head.level_scales), len(good))
-    if evaluate_test and images.test is not None and cfg.head != "cdo+knn":  # (a bank logs its own)
-        record = _follow_up(last, level_norm=cfg.level_norm)
-        record.update(evaluate(model, images.test, device, cfg.batch_size))
-        writer.log_eval(record)
-        return record
-    return last
+    log.debug("level normalisation (%s): scales %s from %d good images", cfg.level_norm,
+              ", ".join(f"{x:.4g}" for x in model.head.level_scales), len(good))
 
 
 def attach_bank(model: CDOModel, cfg: TrainConfig, images: RunImages, seed: int, device: torch.device,
@@ -116,7 +116,10 @@ def write_results(writer: RunWriter, model: CDOModel, cfg: TrainConfig, images: 
         cost: the run's cost so far (read when the summary is written, after the work above).
         interrupted: ``None`` for a finished run, else what ``summary.json`` records of the interruption.
     """
-    last = normalise_levels(model, cfg, images, device, writer, last, evaluate_test=not interrupted)
+    normalise_levels(model, cfg, images, device, warn=True)  # the final weights' scales (as their last evaluation's)
+    if model.head.level_scales:
+        log.info("level normalisation (%s): scales %s", cfg.level_norm,
+                 ", ".join(f"{x:.4g}" for x in model.head.level_scales))
     if not interrupted:  # an interrupted run is saved with the plain head (no bank, no segmentation head)
         last = attach_bank(model, cfg, images, seed, device, writer, last)
         last = attach_seg_head(model, cfg, images, gen, device, writer, last)

@@ -51,7 +51,7 @@ from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .curriculum import build_schedule
 from .evaluation import evaluate
-from .finish import write_results
+from .finish import normalise_levels, write_results
 from .meters import LOSS_CHECK_EVERY, LossMeter, Reduce, Throughput, cpu_seconds, diverged
 from .progress import RunProgress
 from .run_folder import CHECKPOINT
@@ -112,7 +112,8 @@ class TrainingRun:
         np.random.seed(seed % (2**32))
         self.images: RunImages = load_run_images(cfg, class_name, seed, main=main, warn=main and resume is None)
         mcfg = ModelConfig(cfg.backbone, cfg.image_size, cfg.blur_sigma, cfg.score_rule, cfg.topk, cfg.teacher_weights,
-                           student=cfg.student, score_levels=cfg.score_levels, level_norm=cfg.level_norm)
+                           student=cfg.student, score_levels=cfg.score_levels,
+                           level_norm="none" if cfg.head == "cdo+seg" else cfg.level_norm)  # seg: its own map
         self.precision = step_precision(cfg.amp, cfg.cpu_bf16, cfg.channels_last, device)
         self.model = CDOModel(mcfg).to(device)
         if self.precision.channels_last:
@@ -266,6 +267,7 @@ class TrainingRun:
         if self.writer is not None:
             if evaluated:
                 if self.images.test is not None:
+                    normalise_levels(self.model, self.cfg, self.images, self.device)  # the deployed head's scales
                     record.update(evaluate(self.model, self.images.test, self.device, self.cfg.batch_size))
                 self.writer.log_eval(record)
                 self.last = record

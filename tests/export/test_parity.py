@@ -1,7 +1,7 @@
 """Parity of the exported graphs (ONNX Runtime, CPU) with the PyTorch model training evaluates.
 
 Tolerances stated here and in docs/guides/export.md:
-    fp32: max |map| and |score| error <= FP32_TOL (1e-4) vs PyTorch; AUROC equal within 1e-6;
+    fp32: max |map| and |score| error <= FP32_TOL (1e-4) x the map's scale vs PyTorch; AUROC equal within 1e-6;
     fp16: <= 2 % of the map range vs fp32; AUROC within 0.5 points;
     int8: maps correlate with fp32 (>= 0.9) here; image and pixel AUROC within 0.5 points of fp32
           on the real demo data (test_demo_accuracy.py, slow).
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cdo_deploy.bundle import load_bundle_meta
-from cdo_train.export.verify import FP32_TOL, onnx_session, run_onnx, torch_reference
+from cdo_train.export.verify import fp32_tolerance, onnx_session, run_onnx, torch_reference
 from cdo_train.training.metrics import image_auroc, pixel_auroc
 
 FP16_REL_TOL = 0.02
@@ -44,19 +44,19 @@ def test_fp32_graph_matches_pytorch_on_random_images(exported, model):
     images = np.random.default_rng(7).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
     ref = torch_reference(model, images)
     got = run_onnx(onnx_session(exported.bundle / "model.onnx"), images, batch_size=5)
-    assert max(_max_err(ref, got)) <= FP32_TOL
+    assert max(_max_err(ref, got)) <= fp32_tolerance(ref[0])
 
 
 def test_fp32_graph_matches_pytorch_on_real_images_with_the_same_metrics(predictions, test_set):
     ref, got = predictions["pytorch"], predictions["fp32"]
     map_err, score_err = _max_err(ref, got)
-    assert map_err <= FP32_TOL and score_err <= FP32_TOL
+    assert map_err <= fp32_tolerance(ref[0]) and score_err <= fp32_tolerance(ref[0])
     assert image_auroc(test_set.labels, got[1]) == pytest.approx(image_auroc(test_set.labels, ref[1]), abs=1e-6)
     assert pixel_auroc(test_set.masks, got[0]) == pytest.approx(pixel_auroc(test_set.masks, ref[0]), abs=1e-6)
 
 
 def test_ok_ng_decisions_are_identical(exported, predictions):
-    """Identical except where a score lies within FP32_TOL of the threshold.
+    """Identical except where a score lies within the fp32 tolerance of the threshold.
 
     The F1-optimal threshold of ``calibration.json`` is one test image's own
     score, so that image sits exactly on the threshold and any rounding can
@@ -65,7 +65,7 @@ def test_ok_ng_decisions_are_identical(exported, predictions):
     thr = load_bundle_meta(exported.bundle).image_threshold
     ref, got = predictions["pytorch"][1], predictions["fp32"][1]
     differ = (ref >= thr) != (got >= thr)
-    on_threshold = np.abs(ref - thr) <= FP32_TOL
+    on_threshold = np.abs(ref - thr) <= fp32_tolerance(predictions["pytorch"][0])
     assert not (differ & ~on_threshold).any(), (ref, got, thr)
     assert on_threshold.sum() <= 1
 
@@ -76,7 +76,7 @@ def test_dynamic_batch_gives_the_same_result_for_batch_1_and_several(exported, t
     one = run_onnx(sess, images, batch_size=1)
     for batch in (2, 4, 6):
         got = run_onnx(sess, images, batch_size=batch)
-        assert max(_max_err(one, got)) <= 1e-5, batch
+        assert max(_max_err(one, got)) <= 1e-5 * max(1.0, float(np.abs(one[0]).max())), batch  # float32, relative
     amap, score = sess.run(None, {"image": images})
     assert amap.shape == (6, 1, 64, 64) and amap.dtype == np.float32 and score.shape == (6,)
 

@@ -128,8 +128,17 @@ def test_cdo_train_level_norm_z_end_to_end(tiny_demo_root, tmp_path):
     assert model.cfg.level_norm == "z" and len(model.head.level_scales) == 3
     assert all(s > 0 for s in model.head.level_scales)
     assert saved["level_scales"] == list(model.head.level_scales)
-    last = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
-    assert last["level_norm"] == "z" and "image_auroc" in last
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1  # one epoch, one evaluation, of the normalised head: no extra record after it
+    assert "image_auroc" in records[-1]
+    from cdo_train.training.evaluation import evaluate, load_images  # the last record is the saved model's
+    from cdo_train.data.splits import samples
+    from cdo_train.training.config import TrainConfig
+
+    cfg = TrainConfig(data_root=str(tiny_demo_root), image_size=64)
+    test = load_images(samples(cfg, "weave", "test"), 64)
+    again = evaluate(model, test, torch.device("cpu"), 4)
+    assert again["image_auroc"] == pytest.approx(records[-1]["image_auroc"], abs=1e-6)
     bad = run_cli("cdo-train", "--data-root", tiny_demo_root, "--output-dir", tmp_path, *TRAIN_ARGS,
                   "--level-norm", "zz")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr

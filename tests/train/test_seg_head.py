@@ -231,7 +231,6 @@ def test_aoti_package_of_a_seg_run_matches_onnxruntime(seg_bundle, tmp_path):
 
 
 @pytest.mark.parametrize("extra, says", [
-    (("--level-norm", "z"), "--head cdo+seg makes its own map, which has no levels to normalise"),
     (("--score-levels", "2"), "--head cdo+seg scores its own map, which has no levels to choose"),
 ])
 def test_meaningless_combinations_are_refused_with_one_line(tiny_demo_root, tmp_path, extra, says):
