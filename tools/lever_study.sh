@@ -9,12 +9,7 @@
 # QUEUE=a|b splits the classes over two queues side by side (one thread each), as tools/photo_study.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-QUEUE=${QUEUE:-all}
-case "$QUEUE" in
-  a) export CLASSES=${CLASSES:-"lunar fur fundus"} JOBS=1 ;;
-  b) export CLASSES=${CLASSES:-"stars flower rocket"} JOBS=1 ;;
-  all) export CLASSES=${CLASSES:-"lunar fur fundus stars flower rocket"} ;;
-esac
-export OMP_NUM_THREADS=1 PENALTY=${PENALTY:-result/penalty_images}
+source tools/photo_queue.sh
+export PENALTY=${PENALTY:-result/penalty_images}
 [ -d "$PENALTY" ] || .venv/bin/python tools/penalty_images.py "$PENALTY"
 EXPERIMENTS=${LEVERS:-"hard99 penalty seg"} SEEDS=${SEEDS:-1} tools/photo_suite.sh

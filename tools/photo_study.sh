@@ -12,13 +12,7 @@
 # QUEUE=all (default) runs everything in one queue with JOBS=2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-QUEUE=${QUEUE:-all}
-case "$QUEUE" in
-  a) export CLASSES=${CLASSES:-"lunar fur fundus"} JOBS=1 ;;
-  b) export CLASSES=${CLASSES:-"stars flower rocket"} JOBS=1 ;;
-  all) export CLASSES=${CLASSES:-"lunar fur fundus stars flower rocket"} ;;
-esac
-export OMP_NUM_THREADS=1
+source tools/photo_queue.sh
 peers() {  # $1 = seeds
   if [ -f .venv-peers/.cdo-peers-installed ]; then
     local args=()
