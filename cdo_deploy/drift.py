@@ -60,9 +60,12 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from pydantic import Field, model_validator
+
 import numpy as np
 
 from .errors import CdoError
+from .schema import Float, Int, Schema
 
 __all__ = ["DRIFT_STATES", "DriftConfig", "DriftMonitor", "DriftStatus"]
 
@@ -71,23 +74,28 @@ DRIFT_STATES = ("off", "collecting", "ok", "warn", "alarm")
 _QUANTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 
 
-@dataclass(frozen=True)
-class DriftConfig:
+class DriftConfig(Schema):
     """Drift monitor settings (see the module docstring for what each does)."""
 
-    window: int = 500
-    min_parts: int = 100
-    check_every: int = 10
-    warn_shift: float = 1.0
-    alarm_shift: float = 2.0
-    max_p: float = 1e-3
-    clear_margin: float = 0.25
+    _what = "drift option"
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.min_parts <= self.window or self.check_every < 1:
-            raise CdoError("drift: need 1 <= min_parts <= window and check_every >= 1")
-        if not 0 < self.warn_shift <= self.alarm_shift or not 0 < self.max_p <= 1:
-            raise CdoError("drift: need 0 < warn_shift <= alarm_shift and 0 < max_p <= 1")
+    window: Int = Field(500, ge=1, description="OK parts in the rolling window compared with the bundle's "
+                        "good-score statistics.")
+    min_parts: Int = Field(100, ge=1, description="OK parts needed before the monitor judges (<= window).")
+    check_every: Int = Field(10, ge=1, description="Judge every N OK parts.")
+    warn_shift: Float = Field(1.0, gt=0, description="Shift of the score distribution, in good-score standard "
+                              "deviations, that warns.")
+    alarm_shift: Float = Field(2.0, gt=0, description="Shift that raises the alarm (>= warn_shift).")
+    max_p: Float = Field(1e-3, gt=0, le=1, description="The shift must also be significant at this p-value.")
+    clear_margin: Float = Field(0.25, ge=0, description="Hysteresis: a state clears this far below its threshold.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DriftConfig":
+        if self.min_parts > self.window:
+            raise CdoError(f"drift: min_parts ({self.min_parts}) must be <= window ({self.window})")
+        if self.warn_shift > self.alarm_shift:
+            raise CdoError(f"drift: warn_shift ({self.warn_shift}) must be <= alarm_shift ({self.alarm_shift})")
+        return self
 
 
 @dataclass

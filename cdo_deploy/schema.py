@@ -139,6 +139,10 @@ class Schema(BaseModel):
         except ValidationError as e:
             raise self._error(e, data) from None
 
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes``, validated like a new one (``model_copy(update=...)`` would not check)."""
+        return type(self)(**{**dict(self), **changes})
+
     @classmethod
     def from_options(cls, values: Mapping[str, Any], flags: Mapping[str, str],
                      shown: Mapping[str, Any] | None = None) -> Any:

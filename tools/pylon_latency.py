@@ -25,7 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ from cdo_deploy.sources import CameraSettings, open_source
 
 def free_run_fps(source: str, settings: CameraSettings, seconds: float) -> tuple[float, str]:
     """Frames per second the camera delivers in free-run (grab and discard)."""
-    src = open_source(source, camera=replace(settings, trigger="Off"))
+    src = open_source(source, camera=settings.replace(trigger="Off"))
     stop, n = threading.Event(), [0]
 
     def count(item) -> None:
@@ -104,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         rates = args.rate or [round(fps, 1), round(fps / 2, 1)]
         rows = []
         for rate in rates:
-            s = replace(base, trigger="Software", trigger_interval_s=1.0 / rate)
+            s = base.replace(trigger="Software", trigger_interval_s=1.0 / rate)
             rows.append({"mode": "software trigger", "rate_hz": rate,
                          **measure(args.bundle, args.source, s, args.frames, args.max_batch, args.queue_size)})
-        free = replace(base, trigger="Off")
+        free = base.replace(trigger="Off")
         rows.append({"mode": "free-run", "rate_hz": round(fps, 1),
                      **measure(args.bundle, args.source, free, args.frames, args.max_batch, args.queue_size)})
     except CdoError as e:

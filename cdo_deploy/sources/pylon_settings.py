@@ -20,15 +20,19 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
+
+from pydantic import Field, model_validator
 
 from ..errors import CdoError
+from ..schema import Float, Int, Schema, Text
 
 __all__ = ["CameraSettings", "TRIGGER_EDGES", "parse_roi", "parse_trigger"]
 
 #: ``--trigger-edge`` value -> GenICam ``TriggerActivation`` entry
-TRIGGER_EDGES = {"rising": "RisingEdge", "falling": "FallingEdge", "any": "AnyEdge"}
+TriggerEdge = Literal["rising", "falling", "any"]
+TRIGGER_EDGES = dict(zip(get_args(TriggerEdge), ("RisingEdge", "FallingEdge", "AnyEdge")))
 
 _ROI = re.compile(r"^(\d+)x(\d+)(?:\+(\d+)\+(\d+))?$")
 
@@ -68,8 +72,7 @@ def parse_trigger(text: str) -> str:
     return f"Line{m.group(1)}" if m else t
 
 
-@dataclass(frozen=True)
-class CameraSettings:
+class CameraSettings(Schema):
     """What the source sets on the camera; ``None`` leaves a feature as the camera has it.
 
     Attributes:
@@ -83,30 +86,30 @@ class CameraSettings:
         trigger_interval_s: software trigger: fire every this many s; ``0`` fires the next
             trigger as soon as the previous frame arrived; ``None``: only ``trigger()`` fires.
         buffers: grab buffers (``MaxNumBuffer``) queued to the driver.
+
+    The camera checks exposure, gain, format and ROI against what it supports when the source opens.
     """
 
-    pfs: Path | None = None
-    exposure_us: float | None = None
-    gain_db: float | None = None
-    pixel_format: str | None = None
-    roi: tuple[int, int, int, int] | None = None
-    trigger: str | None = None
-    trigger_edge: str | None = None
-    trigger_interval_s: float | None = 0.0
-    buffers: int = 32
+    _what = "camera setting"
 
-    def __post_init__(self) -> None:
-        if self.trigger_edge is not None and self.trigger_edge not in TRIGGER_EDGES:
-            raise CdoError(f"bad --trigger-edge {self.trigger_edge!r} (use {', '.join(TRIGGER_EDGES)})")
+    pfs: Path | None = None
+    exposure_us: Float | None = None
+    gain_db: Float | None = None
+    pixel_format: Text | None = None
+    roi: tuple[int, int, int, int] | None = None
+    trigger: Text | None = None
+    trigger_edge: TriggerEdge | None = None
+    trigger_interval_s: Float | None = Field(0.0, ge=0)
+    buffers: Int = Field(32, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "CameraSettings":
         if self.trigger_edge is not None and self.trigger in ("Off", "Software"):
             raise CdoError(f"--trigger-edge applies to hardware triggers (line1, ...), not --trigger {self.trigger.lower()}")
-        if self.trigger_interval_s is not None and self.trigger_interval_s < 0:
-            raise CdoError("--trigger-interval-ms must be >= 0")
-        if self.buffers < 1:
-            raise CdoError("camera buffers must be >= 1")
         if self.pfs is not None and not Path(self.pfs).is_file():
             raise CdoError(f"camera features file not found: {self.pfs} (save one with pylon Viewer: "
                            "Camera > Save Features...)")
+        return self
 
     @property
     def triggered(self) -> bool | None:
