@@ -7,7 +7,8 @@ trained on synthetic anomalies, after the student, to say which pixels are anoma
 
     p_l    = fe_l / |fe_l| * fa_l / |fa_l|                    # (B, C_l, h_l, w_l), per level, fp32
     in     = concat_l upsample_bilinear(p_l -> level-0 size)   # (B, sum C_l, H/4, W/4)
-    logit  = conv1x1(relu(bn(conv3x3(relu(bn(conv3x3(in)))))))  # 64 hidden channels, (B, 1, H/4, W/4)
+    h      = relu(bn(conv1x1(in)))                             # 32 channels: the reduction first
+    logit  = conv1x1(relu(bn(conv3x3(relu(bn(conv3x3(h)))))))   # (B, 1, H/4, W/4)
     anomaly_map = upsample_bilinear(sigmoid(logit) -> (H, W))   # in [0, 1]
     score  = mean of the ``topk`` largest pixels of anomaly_map
 
@@ -39,7 +40,10 @@ from .discrepancy_levels import EPS
 
 __all__ = ["SEG_WIDTH", "SegHead", "level_product"]
 
-SEG_WIDTH = 64  # hidden channels of the two 3x3 convolutions
+# hidden channels. The 1x1 reduction before the 3x3 convolutions keeps the head within the line's latency budget:
+# a 3x3 convolution straight from the 176 concatenated lite0 channels to 64 cost 1.26x the plain model's CPU time
+# (torch, one thread, 256 px, batch 1), this design 1.08x, measured side by side before any accuracy run
+SEG_WIDTH = 32
 
 
 def level_product(fe: torch.Tensor, fa: torch.Tensor, eps: float = EPS) -> torch.Tensor:
@@ -71,7 +75,8 @@ class SegHead(nn.Module):
         self.topk = int(topk)
         self.width = int(width)
         self.net = nn.Sequential(
-            nn.Conv2d(sum(self.channels), width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(sum(self.channels), width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
             nn.Conv2d(width, 1, 1),
         )

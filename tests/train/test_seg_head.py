@@ -46,7 +46,8 @@ def test_head_input_is_the_product_of_the_normalised_features_and_its_outputs_ha
     assert float(amap.min()) >= 0 and float(amap.max()) <= 1
     top = amap.flatten(1).sort(1, descending=True).values[:, :10].mean(1)  # the mean of the 10 largest pixels
     torch.testing.assert_close(score, top)
-    assert sum(p.numel() for p in head.parameters()) == 18 * 64 * 9 + 2 * 64 + 64 * 64 * 9 + 2 * 64 + 64 + 1
+    w = SEG_WIDTH  # 1x1 reduction, two 3x3 convs (each with BatchNorm), the 1x1 logit
+    assert sum(p.numel() for p in head.parameters()) == 18 * w + 2 * w + 2 * (w * w * 9 + 2 * w) + w + 1
 
 
 def test_the_model_returns_the_seg_heads_map_and_refuses_two_extra_heads():
@@ -185,7 +186,7 @@ def test_exported_graph_holds_the_seg_head_and_onnxruntime_scores_equal_torch(se
         proto = onnx.load(str(seg_bundle.bundle / name))
         inits = {t.name: t.data_type for t in proto.graph.initializer}
         convs = [n for n in proto.graph.node if n.op_type == "Conv" and n.name.startswith("/model/seg_head/")]
-        assert len(convs) == 3 and all(inits[n.input[1]] == onnx.TensorProto.FLOAT for n in convs), name
+        assert len(convs) == 4 and all(inits[n.input[1]] == onnx.TensorProto.FLOAT for n in convs), name
         sess = ort.InferenceSession(str(seg_bundle.bundle / name), providers=["CPUExecutionProvider"])
         vmap, vscore = sess.run(None, {"image": images})
         assert np.abs(vmap - ref_map).max() < 0.05 and np.abs(vscore - ref_score).max() < 0.05, name  # maps in [0, 1]
