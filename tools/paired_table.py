@@ -1,7 +1,7 @@
 """Paired comparison over seeds: head variants of the same trained runs against a peer, per class and on the mean.
 
 Reads ``tools/head_study.py``'s JSON (variant -> class -> seed_<n> -> metrics) and the peer's results that
-``tools/peers.py`` writes (``<peers>/<method>/<class>/seed_<n>.json``), and prints a Markdown table per metric:
+``tools/peers.py`` writes (``<peers>/<method>/<class>/seed_<n>.json``), and prints, per metric, tools/comparison.py's table (the peers and curriculum tables' own):
 each class's mean ± std over seeds, the suite mean, and the paired per-seed difference of the suite mean from the
 peer (mean ± standard error over seeds). Only seeds that every method has for every class count.
 
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 from pathlib import Path
 
-METRICS = ("image_auroc", "pixel_auroc", "aupro")
+if not __package__:  # run as `python tools/paired_table.py`: the checkout's root, so `tools` imports as a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools import comparison  # noqa: E402
 
 
 def peer_results(root: Path, method: str) -> dict[str, dict[str, dict[str, float]]]:
@@ -28,32 +28,18 @@ def peer_results(root: Path, method: str) -> dict[str, dict[str, dict[str, float
     out: dict[str, dict[str, dict[str, float]]] = {}
     for path in sorted((root / method).glob("*/seed_*.json")):
         data = json.loads(path.read_text())
-        out.setdefault(path.parent.name, {})[path.stem] = {m: float(data["metrics"][m]) for m in METRICS}
+        out.setdefault(path.parent.name, {})[path.stem] = {m: float(data["metrics"][m]) for m in comparison.METRICS}
     return out
 
 
-def _fmt(values: list[float]) -> str:
-    return f"{statistics.mean(values):.3f}" + (f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else "")
-
-
-def table(methods: dict[str, dict], baseline: str, metric: str) -> tuple[list[str], list[str], list[str]]:
-    """(header, rows, seeds used) of one metric's table."""
+def common_runs(methods: dict[str, dict]) -> tuple[list[comparison.Run], list[str]]:
+    """One :class:`tools.comparison.Run` per method, class and seed, over the classes and seeds every method
+    has for every class (so each cell and each paired difference reads the same seeds); and those seeds."""
     classes = sorted(set.intersection(*(set(r) for r in methods.values())))
     seeds = sorted(set.intersection(*(set(r[c]) for r in methods.values() for c in classes)))
-    header = ["method", *classes, "mean", f"Δ mean vs {baseline} (paired)"]
-    rows = []
-    base = [statistics.mean(methods[baseline][c][s][metric] for c in classes) for s in seeds]
-    for name, res in methods.items():
-        per_seed = [statistics.mean(res[c][s][metric] for c in classes) for s in seeds]
-        cells = [_fmt([res[c][s][metric] for s in seeds]) for c in classes] + [_fmt(per_seed)]
-        if name == baseline:
-            cells.append("(baseline)")
-        else:
-            diff = [a - b for a, b in zip(per_seed, base)]
-            se = statistics.stdev(diff) / math.sqrt(len(diff)) if len(diff) > 1 else float("nan")
-            cells.append(f"{statistics.mean(diff):+.3f} ± {se:.3f}")
-        rows.append("| " + " | ".join([name, *cells]) + " |")
-    return header, rows, seeds
+    runs = [comparison.Run(name, c, int(s.removeprefix("seed_")), [res[c][s]], True)
+            for name, res in methods.items() for c in classes for s in seeds]
+    return runs, seeds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,12 +59,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Error: no variant {variant!r} in {args.head_study}", file=sys.stderr)
             return 2
         methods[name] = study[variant]
+    runs, seeds = common_runs(methods)
     lines = []
-    for metric in METRICS:
-        header, rows, seeds = table(methods, args.peer, metric)
+    for metric in comparison.METRICS:  # tools/comparison.py's table: the one the peers and curriculum tables use
+        table = comparison.build_table(runs, metric, last=1, baseline=args.peer)
+        header, rows = comparison.table_rows(table, {}, bold=False)
         lines += [f"### {metric} ({len(seeds)} seeds: {', '.join(s.removeprefix('seed_') for s in seeds)})", "",
-                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows, ""]
-    lines.append("Cells: mean ± std over seeds. Δ: per-seed difference of the six-class mean from the peer, "
+                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                  *("| " + " | ".join(r) + " |" for r in rows), ""]
+    lines.append("Cells: mean ± std over seeds (n seeds). Δ: per-seed difference of the class mean from the peer, "
                  "mean ± standard error over seeds.")
     text = "\n".join(lines) + "\n"
     print(text)

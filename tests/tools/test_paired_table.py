@@ -28,7 +28,7 @@ def test_paired_difference_over_common_seeds(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "### image_auroc (2 seeds: 111, 112)" in r.stdout
     # cdo per-seed means .85 and .75 against .75 and .75: +.050 ± .050
-    assert "| cdo | 0.750 ± 0.071 | 0.850 ± 0.071 | 0.800 ± 0.071 | +0.050 ± 0.050 |" in r.stdout, r.stdout
+    assert "| cdo | 0.750 ± 0.071 (2) | 0.850 ± 0.071 (2) | 0.800 ± 0.071 (2) | +0.050 ± 0.050 (2) |" in r.stdout, r.stdout
     bad = subprocess.run([sys.executable, str(REPO / "tools" / "paired_table.py"), str(tmp_path / "study.json"),
                           str(tmp_path / "peers"), "--variant", "cdo=nope"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("Error: no variant") and "Traceback" not in bad.stderr
