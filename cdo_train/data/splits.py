@@ -98,21 +98,21 @@ def calibration_samples(cfg: Any, holdout: list[Sample]) -> list[Sample]:
     """The good images whose scores set the thresholds: ``calibration_dir`` (recursive) or the hold-out."""
     if cfg.calibration_dir is None:
         return holdout
-    folder = Path(cfg.calibration_dir)
-    images = images_in(folder, recursive=True)
-    if not images:
-        raise no_images_error("calibration (--calibration-dir)", folder, "")
-    return [Sample(p, 0, None, GOOD) for p in images]
+    return _folder_samples(cfg.calibration_dir, "calibration (--calibration-dir)")
 
 
 def penalty_samples(cfg: Any) -> list[Sample]:
     """The off-distribution penalty's images: every image under ``penalty_dir`` (recursive); [] without one."""
     if cfg.penalty_dir is None:
         return []
-    folder = Path(cfg.penalty_dir)
-    images = images_in(folder, recursive=True)
+    return _folder_samples(cfg.penalty_dir, "off-distribution penalty (--penalty-dir)")
+
+
+def _folder_samples(folder: str | Path, what: str) -> list[Sample]:
+    """Every image under ``folder`` (recursive) as a good sample; a clear error naming ``what`` when none."""
+    images = images_in(Path(folder), recursive=True)
     if not images:
-        raise no_images_error("off-distribution penalty (--penalty-dir)", folder, "")
+        raise no_images_error(what, Path(folder), "")
     return [Sample(p, 0, None, GOOD) for p in images]
 
 
