@@ -3,8 +3,8 @@
 In this order, into the run folder:
 
 1. ``--level-norm z`` (the default): each level scaled by 1 / its held-out good std
-   (:mod:`cdo_train.model.level_norm`) on the final weights, as before each evaluation, so the run's
-   last evaluation is the saved model's;
+   (:mod:`cdo_train.model.level_norm`) on the final weights; the last evaluation, after the last step,
+   set them already, so only final weights no evaluation saw (an interruption, no test images) need it;
 2. ``--head cdo+knn``: the memory bank built and attached (:mod:`cdo_train.model.memory_bank`),
    and the fused model's evaluation logged as the last record (the plain head's record stays in
    ``metrics.jsonl`` before it); ``--head cdo+seg``: likewise, the segmentation head trained
@@ -44,14 +44,15 @@ def _follow_up(last: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 def normalise_levels(model: CDOModel, cfg: TrainConfig, images: RunImages, device: torch.device, *,
                      warn: bool = False) -> None:
-    """With ``--level-norm z``: scale each level of ``model``'s head by 1 / its held-out good std.
+    """With ``--level-norm z`` (``model.cfg.level_norm``; a ``--head cdo+seg`` model has none, its head makes
+    its own map): scale each level of ``model``'s head by 1 / its held-out good std.
 
     Run before every evaluation (:meth:`cdo_train.training.run.TrainingRun.end_epoch`), so each logged
-    evaluation is of the model as it would be deployed at that step, and once more on the final weights
-    here (an interrupted run's weights moved since its last evaluation). The training loss never reads
-    the scales. ``warn``: say so when there are no held-out good images to take the statistics from.
+    evaluation is of the model as it would be deployed at that step, and by :func:`write_results` on final
+    weights no evaluation has seen (an interrupted run's, a run without test images). The training loss
+    never reads the scales. ``warn``: say so when there are no held-out good images to take the statistics from.
     """
-    if cfg.level_norm == "none" or cfg.head == "cdo+seg":  # the seg head makes its own map
+    if model.cfg.level_norm == "none":
         return
     from ..model.level_norm import z_scales
 
@@ -116,7 +117,8 @@ def write_results(writer: RunWriter, model: CDOModel, cfg: TrainConfig, images: 
         cost: the run's cost so far (read when the summary is written, after the work above).
         interrupted: ``None`` for a finished run, else what ``summary.json`` records of the interruption.
     """
-    normalise_levels(model, cfg, images, device, warn=True)  # the final weights' scales (as their last evaluation's)
+    if interrupted or images.test is None:  # else the last evaluation, after the last step, set them
+        normalise_levels(model, cfg, images, device, warn=not last)
     if model.head.level_scales:
         log.info("level normalisation (%s): scales %s", cfg.level_norm,
                  ", ".join(f"{x:.4g}" for x in model.head.level_scales))

@@ -267,7 +267,8 @@ class TrainingRun:
         if self.writer is not None:
             if evaluated:
                 if self.images.test is not None:
-                    normalise_levels(self.model, self.cfg, self.images, self.device)  # the deployed head's scales
+                    normalise_levels(self.model, self.cfg, self.images, self.device,  # the deployed head's scales
+                                     warn=not self.last)  # (the run's first evaluation says what is missing)
                     record.update(evaluate(self.model, self.images.test, self.device, self.cfg.batch_size))
                 self.writer.log_eval(record)
                 self.last = record
